@@ -1,0 +1,1 @@
+"""Deployment: ONNX export, TensorRT engine build, TensorRT and ONNX Runtime backends, quantize."""
