@@ -14,6 +14,8 @@ import logging
 import sys
 from typing import Sequence
 
+from hpo.jobs import JOB_ACTIONS
+
 # action -> (module, one-line help)
 ACTIONS: dict[str, tuple[str, str]] = {
     "train": ("hpo.train_entry", "train: an AutoML sweep when the policy is auto, else plain training"),
@@ -44,7 +46,20 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(module_name)
             add = getattr(module, f"add_{action}_arguments", None) or module.add_arguments
             add(p)
+            if action in JOB_ACTIONS:
+                _add_job_arguments(p)
     return parser
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """Job chaining (hpo.jobs): every spec-driven action runs as a job with an id and a results dir."""
+    g = parser.add_argument_group("job chaining")
+    g.add_argument("--job_id", "--job-id", dest="job_id", default=None,
+                   help="id of this job (default: a new one); its results dir defaults to <jobs_root>/<job_id>")
+    g.add_argument("--parent_job_id", "--parent-job-id", dest="parent_job_id", default=None,
+                   help="fill checkpoint / onnx_file / trt_engine / model_path from this job's results")
+    g.add_argument("--jobs_root", "--jobs-root", dest="jobs_root", default=None,
+                   help="where job records live (default $GDINO_JOBS_ROOT or results/jobs)")
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -65,14 +80,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(args._module)
     run = getattr(module, f"run_{args._action}", None) or module.run
+    job = None
+    code = 1  # an unexpected exception leaves the job marked failed
     try:
-        return int(run(args) or 0)
+        if args._action in JOB_ACTIONS and getattr(args, "spec", None) is not None:
+            from hpo.jobs import start_job
+
+            job, inferred = start_job(args._action, args.spec, list(args.overrides), job_id=args.job_id,
+                                      parent_job_id=args.parent_job_id, jobs_root=args.jobs_root)
+            args.overrides = inferred + list(args.overrides)  # the user's own overrides win
+            args.job = job
+            print(f"job {job.job_id} ({args._action}): results in {job.results_dir}", file=sys.stderr)
+        code = int(run(args) or 0)
     except GdinoError as err:
         print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        code = err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    finally:
+        if job is not None:
+            from hpo.jobs import finish_job
+
+            finish_job(job, code, args.jobs_root)
+    return code
 
 
 if __name__ == "__main__":
