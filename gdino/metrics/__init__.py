@@ -1,0 +1,1 @@
+"""Metrics: COCO box AP (`gdino.metrics.coco.evaluate_detections`)."""

@@ -1,0 +1,272 @@
+"""The sweep engine: a Ray Tune Tuner over the trial driver, with budgets, ledger, resume.
+
+    setup = SweepSetup(...)             # what the sweep is; saved as <sweep dir>/sweep.json
+    plan = SweepPlan(searcher, scheduler, num_samples, ...)   # from hpo.algorithms (or a test)
+    with ray_cluster(address, sweep_dir) as cluster:
+        run_sweep(setup, plan, cluster) -> SweepResult
+        restore_sweep(sweep_dir, cluster) -> SweepResult     # after the driver died
+
+Layout of a sweep dir: sweep.json, ledger.jsonl, status.json, tune/ (Tune's experiment state:
+searcher, scheduler, trials), train/trial_<id>/ (Train runs and their checkpoints), trials/<id>/
+(each trial's spec.yaml and results_dir).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from gdino.errors import SweepError
+from hpo.sweep.cluster import RayCluster
+from hpo.sweep.driver import TrialContext, run_trial
+from hpo.sweep.ledger import FINAL_STATES, Ledger, TrialRecord
+from hpo.sweep.monitor import STATUS_NAME, Budgets, BudgetStopper, SweepMonitor, read_status
+from hpo.sweep.resources import (TrialResources, check_trial_fits, max_concurrent_trials,
+                                 plan_trial_resources)
+
+log = logging.getLogger(__name__)
+SETUP_NAME = "sweep.json"
+TUNE_DIR = "tune"
+EXPERIMENT = "experiment"
+
+
+@dataclass
+class SweepPlan:
+    """What the algorithm gives Tune. `trial_epochs`: each trial's epoch budget (the largest rung for
+    multi-fidelity algorithms); `pauses`: the scheduler pauses or exploits trials (needs Tune checkpoints)."""
+
+    searcher: Any = None
+    scheduler: Any = None
+    num_samples: int = 1
+    param_space: dict[str, Any] = field(default_factory=dict)
+    trial_epochs: Optional[int] = None
+    pauses: bool = False
+    multi_fidelity: bool = False
+
+
+@dataclass
+class SweepSetup:
+    sweep_dir: str
+    base_spec: dict[str, Any]
+    automl: dict[str, Any]
+    metric: str = "val_mAP50"
+    mode: str = "max"
+    algorithm: str = "asha"
+    backend: str = "train"
+    train_fn: str = "hpo.sweep.worker:gdino_train_fn"
+    train_fn_options: dict[str, Any] = field(default_factory=dict)
+    trial_epochs: int = 27
+    tune_checkpoints: bool = False
+    multi_fidelity: bool = False
+    resources: Optional[dict[str, Any]] = None
+    max_concurrent: Optional[int] = None
+    mlflow: Optional[dict[str, Any]] = None
+
+    def save(self) -> None:
+        path = Path(self.sweep_dir) / SETUP_NAME
+        path.write_text(json.dumps(asdict(self), indent=1, default=str))
+
+    @classmethod
+    def load(cls, sweep_dir: str | Path) -> "SweepSetup":
+        path = Path(sweep_dir) / SETUP_NAME
+        if not path.is_file():
+            raise SweepError(f"{sweep_dir} is not a sweep directory (no {SETUP_NAME})",
+                             hint="pass the directory printed when the sweep started")
+        data = json.loads(path.read_text())
+        data["sweep_dir"] = str(Path(sweep_dir).resolve())  # the dir may have been moved
+        return cls(**data)
+
+    @property
+    def automl_config(self) -> Any:
+        from gdino.config.automl import AutoMLConfig
+
+        return AutoMLConfig.model_validate(self.automl)
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: str
+    metric: str
+    mode: str
+    state: str  # running | finished | stopped | failed
+    stop_reason: Optional[str]
+    stop_detail: Optional[str]
+    best_trial_id: Optional[str]
+    best_config: Optional[dict[str, Any]]
+    best_score: Optional[float]
+    best_epoch: Optional[int]
+    best_checkpoint: Optional[str]
+    trials: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        lines = [f"sweep {self.sweep_dir}: {self.state}"
+                 + (f" (stop: {self.stop_reason}: {self.stop_detail})" if self.stop_reason else ""),
+                 f"{'trial':<14}{'state':<12}{'score':>10}{'epoch':>7}  config"]
+        for row in self.trials:
+            score = f"{row['score']:.4f}" if row.get("score") is not None else "-"
+            config = ", ".join(f"{k}={v}" for k, v in (row.get("config") or {}).items())
+            lines.append(f"{row['trial_id']:<14}{row['state']:<12}{score:>10}{row.get('best_epoch') or '-':>7}  "
+                         f"{config}")
+        if self.best_trial_id:
+            lines.append(f"best: trial {self.best_trial_id} {self.metric}={self.best_score:.4f} at epoch "
+                         f"{self.best_epoch}; checkpoint {self.best_checkpoint}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ trainable
+def trial_context(setup: SweepSetup) -> TrialContext:
+    automl = setup.automl_config
+    return TrialContext(sweep_dir=setup.sweep_dir, base_spec=setup.base_spec, metric=setup.metric,
+                        mode=setup.mode, trial_epochs=setup.trial_epochs,
+                        resources=TrialResources(**setup.resources), train_fn=setup.train_fn,
+                        train_fn_options=setup.train_fn_options, keep_checkpoints=automl.keep_checkpoints,
+                        max_failures=automl.max_failures, stale_timeout_s=automl.stale_timeout_s,
+                        tune_checkpoints=setup.tune_checkpoints)
+
+
+def make_trainable(setup: SweepSetup) -> Any:
+    from ray import tune
+
+    resources = TrialResources(**setup.resources)
+    return tune.with_resources(tune.with_parameters(run_trial, ctx=trial_context(setup)),
+                               resources.driver_resources())
+
+
+def _tune_path(sweep_dir: str | Path) -> Path:
+    return Path(sweep_dir).resolve() / TUNE_DIR / EXPERIMENT
+
+
+# ------------------------------------------------------------------------------------------ run
+def prepare(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster) -> None:
+    """Resources, concurrency and the epoch budget, fixed before anything launches."""
+    automl = setup.automl_config
+    cluster_resources = cluster.resources()
+    res = plan_trial_resources(setup.base_spec, automl, cluster_resources, backend=setup.backend)
+    check_trial_fits(res, cluster_resources)  # hang 2
+    setup.resources = res.to_dict()
+    setup.max_concurrent = max_concurrent_trials(res, cluster_resources, automl.max_concurrent)
+    if plan.trial_epochs:
+        setup.trial_epochs = int(plan.trial_epochs)
+    setup.tune_checkpoints = bool(plan.pauses)
+    setup.multi_fidelity = bool(plan.multi_fidelity)
+
+
+def _owns_metric(obj: Any) -> bool:
+    return obj is not None and getattr(obj, "_metric", None) is not None
+
+
+def run_sweep(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster,
+              callbacks: Optional[list[Any]] = None) -> SweepResult:
+    from ray import tune
+
+    Path(setup.sweep_dir).mkdir(parents=True, exist_ok=True)
+    prepare(setup, plan, cluster)
+    setup.save()
+    automl = setup.automl_config
+    res = TrialResources(**setup.resources)
+    monitor = SweepMonitor(setup.sweep_dir, setup.metric, setup.mode, Budgets.from_automl(automl),
+                           res.accelerator_count)
+    monitor.write_status(state="running", max_concurrent=setup.max_concurrent, driver_pid=os.getpid())
+    # searchers/schedulers built with their own metric refuse a second one from TuneConfig
+    give_metric = not (_owns_metric(plan.searcher) or _owns_metric(plan.scheduler))
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # resume loses at most ~1 s of searcher state
+    tuner = tune.Tuner(
+        make_trainable(setup),
+        param_space=dict(plan.param_space or {}),
+        tune_config=tune.TuneConfig(
+            metric=setup.metric if give_metric else None, mode=setup.mode if give_metric else None,
+            search_alg=plan.searcher, scheduler=plan.scheduler, num_samples=plan.num_samples,
+            max_concurrent_trials=setup.max_concurrent, reuse_actors=False),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=str(Path(setup.sweep_dir).resolve() / TUNE_DIR),
+            # trial-level retries would restart from scratch: worker failures are retried by Train
+            failure_config=tune.FailureConfig(max_failures=0),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=automl.keep_checkpoints)
+            if setup.tune_checkpoints else None,
+            stop=BudgetStopper(monitor), callbacks=[monitor, *(callbacks or [])], verbose=0))
+    return _finish(setup, tuner)
+
+
+def restore_sweep(sweep_dir: str | Path, cluster: RayCluster) -> SweepResult:
+    from ray import tune
+
+    setup = SweepSetup.load(sweep_dir)
+    path = _tune_path(setup.sweep_dir)
+    if not tune.Tuner.can_restore(str(path)):
+        raise SweepError(f"{sweep_dir} holds no restorable Tune experiment (looked in {path})",
+                         hint="the sweep died before its first checkpoint: launch it again")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    _update_status(setup.sweep_dir, state="running", driver_pid=os.getpid(), resumed_at=time.time())
+    tuner = tune.Tuner.restore(str(path), trainable=make_trainable(setup), resume_unfinished=True,
+                               resume_errored=False, restart_errored=False)
+    return _finish(setup, tuner)
+
+
+def _finish(setup: SweepSetup, tuner: Any) -> SweepResult:
+    try:
+        tuner.fit()
+    except Exception as err:  # Tune's own errors (not trial errors, which are recorded per trial)
+        raise SweepError(f"the sweep stopped with an error: {err}",
+                         hint=f"resume it with `grounding_dino automl resume {setup.sweep_dir}`") from err
+    status = read_status(setup.sweep_dir)
+    records = Ledger(setup.sweep_dir, setup.metric, setup.mode).trials()
+    for rec in records.values():
+        if rec.state not in FINAL_STATES:  # started, but never reached Tune's saved state (driver death)
+            Ledger(setup.sweep_dir, setup.metric, setup.mode).append("abandoned", rec.trial_id)
+    reason = status.get("stop_reason") or "trials"
+    detail = status.get("stop_detail") or "every planned trial finished"
+    _write_final_status(setup.sweep_dir, reason, detail)
+    result = collect_result(setup)
+    if reason == "fail_fast":
+        raise SweepError(f"sweep stopped: {detail}",
+                         hint=f"fix the error (trial logs under {setup.sweep_dir}/tune) and launch again")
+    return result
+
+
+def _write_final_status(sweep_dir: str, reason: str, detail: str) -> None:
+    _update_status(sweep_dir, state="stopped" if reason != "trials" else "finished", stop_reason=reason,
+                   stop_detail=detail)
+
+
+def _update_status(sweep_dir: str, **values: Any) -> None:
+    path = Path(sweep_dir) / STATUS_NAME
+    status = read_status(sweep_dir)
+    status.update(values)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status, indent=1, default=str))
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------------ results
+def best_record(records: dict[str, TrialRecord], mode: str, multi_fidelity: bool) -> Optional[TrialRecord]:
+    """TAO's rule: among trials that finished with a score, and for multi-fidelity algorithms only those
+    at the largest budget reached, the best score (ties: the first trial)."""
+    eligible = [r for r in records.values() if r.state == "TERMINATED" and r.score is not None]
+    if multi_fidelity and eligible:
+        top = max(r.last_epoch for r in eligible)
+        eligible = [r for r in eligible if r.last_epoch == top]
+    if not eligible:
+        return None
+    sign = 1.0 if mode == "max" else -1.0
+    return max(eligible, key=lambda r: sign * float(r.score))  # max keeps the first on ties
+
+
+def collect_result(setup: SweepSetup) -> SweepResult:
+    status = read_status(setup.sweep_dir)
+    records = Ledger(setup.sweep_dir, setup.metric, setup.mode).trials()
+    best = best_record(records, setup.mode, setup.multi_fidelity)
+    return SweepResult(
+        sweep_dir=setup.sweep_dir, metric=setup.metric, mode=setup.mode,
+        state=str(status.get("state", "unknown")), stop_reason=status.get("stop_reason"),
+        stop_detail=status.get("stop_detail"),
+        best_trial_id=best.trial_id if best else None, best_config=best.config if best else None,
+        best_score=best.score if best else None, best_epoch=best.best_epoch if best else None,
+        best_checkpoint=best.checkpoint if best else None,
+        trials=[r.to_row() for r in records.values()])

@@ -1,0 +1,167 @@
+"""What runs inside a trial's training process(es): the injectable training function contract.
+
+A training function is `fn(spec: dict, ctx: WorkerContext) -> None`, named by an import path
+("module:function") so that Ray workers can import it. It trains `spec['train']['num_epochs']` epochs,
+resumes from `ctx.resume_dir` when given, and calls `ctx.report(metrics, checkpoint_dir)` at every
+validation. `gdino_train_fn` is the real one (gdino.engine.train.fit under Ray's Lightning strategy);
+`hpo.sweep.cheap:quadratic_train_fn` is a cheap real trainable for engine tests.
+
+Two ways to run it (hpo.sweep.driver): inside Ray Train workers (`train_loop_per_worker`, reporting via
+`ray.train.report`, rank-0 checkpoints) or inside the Tune actor itself (the "function" backend).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+REPORTED_METRICS = ("val_mAP50", "val_mAP", "val_loss", "train_loss", "lr", "epoch")
+CHECKPOINT_META = "gdino_checkpoint.json"  # epoch + owning trial: decides which checkpoint to resume from
+CHECKPOINT_KEY = "checkpoint_path"
+
+
+@dataclass
+class WorkerContext:
+    trial_id: str
+    results_dir: str
+    rank: int = 0
+    world_size: int = 1
+    resume_dir: Optional[str] = None
+    options: dict[str, Any] = field(default_factory=dict)  # free-form, for the training function
+    _sink: Optional[Callable[[dict, Optional[str]], None]] = None
+
+    @property
+    def is_rank_zero(self) -> bool:
+        return self.rank == 0
+
+    def report(self, metrics: Mapping[str, Any], checkpoint_dir: Optional[str] = None) -> None:
+        """Every rank calls this the same number of times (Ray's report is a barrier); only rank 0's
+        metrics and checkpoint are kept. The checkpoint directory is copied; the caller may delete it."""
+        clean = {k: float(v) for k, v in metrics.items() if _is_number(v)}
+        if checkpoint_dir is not None and self.is_rank_zero:
+            Path(checkpoint_dir, CHECKPOINT_META).write_text(
+                json.dumps({"epoch": int(clean.get("epoch", 0)), "trial_id": self.trial_id}))
+        assert self._sink is not None, "WorkerContext without a report sink"
+        self._sink(clean, checkpoint_dir if self.is_rank_zero else None)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def import_callable(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def read_checkpoint_meta(directory: Optional[str]) -> dict[str, Any]:
+    if not directory:
+        return {}
+    meta = Path(directory, CHECKPOINT_META)
+    return json.loads(meta.read_text()) if meta.is_file() else {}
+
+
+def choose_resume_dir(own_dir: Optional[str], tune_dir: Optional[str], trial_id: str) -> Optional[str]:
+    """Which checkpoint a (re)started trial continues from.
+
+    - a Tune checkpoint from *another* trial is a PBT exploit: its weights always win;
+    - otherwise the newer of the trial's own Train checkpoint (worker retry, driver restart) and the
+      Tune checkpoint (un-pausing scheduler), the Tune one on a tie.
+    """
+    tune_meta, own_meta = read_checkpoint_meta(tune_dir), read_checkpoint_meta(own_dir)
+    if tune_dir and tune_meta.get("trial_id") not in (None, trial_id):
+        return tune_dir
+    if tune_dir and own_dir:
+        return own_dir if own_meta.get("epoch", 0) > tune_meta.get("epoch", 0) else tune_dir
+    return tune_dir or own_dir
+
+
+# ---------------------------------------------------------------------------------- Ray Train workers
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """The per-worker loop of a trial's TorchTrainer."""
+    import ray.train
+
+    context = ray.train.get_context()
+    own = ray.train.get_checkpoint()  # the latest of this Train run: set after a worker failure
+    own_dir = _local_dir(own) if own is not None else None
+
+    def sink(metrics: dict, checkpoint_dir: Optional[str]) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    ctx = WorkerContext(trial_id=loop_config["trial_id"], results_dir=loop_config["results_dir"],
+                        rank=context.get_world_rank(), world_size=context.get_world_size(),
+                        resume_dir=choose_resume_dir(own_dir, loop_config.get("tune_resume_dir"),
+                                                     loop_config["trial_id"]),
+                        options=dict(loop_config.get("options") or {}), _sink=sink)
+    import_callable(loop_config["train_fn"])(loop_config["spec"], ctx)
+
+
+def _local_dir(checkpoint: Any) -> str:
+    """Local checkpoints are used in place; remote ones (s3://...) are downloaded once."""
+    path = str(checkpoint.path)
+    if os.path.isdir(path):
+        return path
+    return checkpoint.to_directory(tempfile.mkdtemp(prefix="gdino-resume-"))
+
+
+# ---------------------------------------------------------------------------------- gdino training
+def gdino_train_fn(spec: dict[str, Any], ctx: WorkerContext) -> None:
+    """Grounding DINO training under Ray: gdino.engine.train.fit with Ray's Lightning strategy
+    (DDP, or FSDP when train.distributed_strategy says so), RayLightningEnvironment and a callback
+    that reports at every validation with a rank-0 checkpoint."""
+    import ray.train.lightning as rl
+
+    from gdino.config import ExperimentConfig
+    from gdino.engine.train import fit
+
+    cfg = ExperimentConfig.model_validate(spec)
+    strategy_name = str((spec.get("train") or {}).get("distributed_strategy", "ddp")).lower()
+    strategy = rl.RayFSDPStrategy() if strategy_name == "fsdp" else rl.RayDDPStrategy()
+    fit(cfg, strategy=strategy, plugins=[rl.RayLightningEnvironment()],
+        callbacks=[make_lightning_report_callback(ctx)], ckpt_path=_lightning_ckpt(ctx.resume_dir),
+        prepare_trainer=rl.prepare_trainer)
+
+
+def _lightning_ckpt(resume_dir: Optional[str]) -> Optional[str]:
+    if not resume_dir:
+        return None
+    path = Path(resume_dir, "model.ckpt")
+    return str(path) if path.is_file() else None
+
+
+def make_lightning_report_callback(ctx: WorkerContext) -> Any:
+    """A Lightning callback reporting after every (non-sanity) validation, checkpointing on rank 0.
+
+    Unlike Ray's RayTrainReportCallback it reports at validation (not every train epoch, where the
+    metric would be stale) and keeps only what Train's CheckpointConfig retains (notes/ray.md §7.6)."""
+    import pytorch_lightning as pl
+
+    class RayValidationReport(pl.Callback):
+        def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            if trainer.sanity_checking:
+                return
+            metrics = {k: _as_float(trainer.callback_metrics[k]) for k in REPORTED_METRICS
+                       if k in trainer.callback_metrics}
+            metrics["epoch"] = trainer.current_epoch + 1  # epochs completed: the schedulers' fidelity
+            tmp = tempfile.mkdtemp(prefix="gdino-ckpt-")
+            try:
+                trainer.save_checkpoint(str(Path(tmp, "model.ckpt")))  # collective; rank 0 writes
+                ctx.report(metrics, tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    return RayValidationReport()
+
+
+def _as_float(value: Any) -> float:
+    return float(value.item()) if hasattr(value, "item") else float(value)

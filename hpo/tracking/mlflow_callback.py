@@ -1,0 +1,345 @@
+"""The sweep's MLflow layout, written from the Tune driver by a `ray.tune.Callback`.
+
+    experiment  <mlflow.experiment_name>
+    └─ parent run "sweep_<sweep_id>"   tags sweep_id, gdino.run_type=sweep, stop_reason, best_*
+       │   params: algorithm + budget settings; artifacts: spec/resolved_spec.yaml,
+       │   search_space.json, report/ (finish); metrics best_<metric> stepped by finished trials
+       └─ child run "trial_<trial_id>"  tags mlflow.parentRunId, sweep_id, trial_id, state, budget, rung
+             params: sampled hyperparameters (dotted names); metrics per epoch: val_mAP50, val_mAP,
+             val_loss, train_loss, lr (+ system/* samples); status FINISHED | KILLED | FAILED (tag error)
+
+Ray's MLflowLoggerCallback is flat and keeps its run ids only in memory, so we write our own: runs are
+found again by their tags, which makes a resumed sweep (Tuner.restore, a new driver process) reuse
+them. All writes go through `MlflowWriter`: a stopped server delays them, never the sweep.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import yaml
+from ray.tune import Callback
+
+from hpo.tracking.redact import redact, redact_text
+from hpo.tracking.system_metrics import SystemSampler
+from hpo.tracking.writer import MlflowWriter
+
+log = logging.getLogger(__name__)
+
+EPOCH_METRICS = ("val_mAP50", "val_mAP", "val_loss", "train_loss", "lr")
+SWEEP_HANDLE = "sweep"
+FINISHED, KILLED, FAILED, RUNNING = "FINISHED", "KILLED", "FAILED", "RUNNING"
+
+
+def default_tracking_uri(results_dir: str | Path) -> str:
+    """`sqlite:////abs/path/mlflow.db` (four slashes before an absolute path), creating the folder."""
+    directory = Path(results_dir).expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+def artifact_location_for(tracking_uri: str) -> Optional[str]:
+    """SQLite stores keep artifacts beside the database (MLflow's default is ./mlruns in the CWD);
+    a server decides its own artifact store."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted keys (`{"train": {"optim": {"lr": 1}}}` -> `{"train.optim.lr": 1}`)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+@dataclass
+class TrialRecord:
+    """One row of the trial table (the report's input); kept in Tune's experiment checkpoint."""
+
+    trial_id: str
+    config: dict[str, Any]
+    state: str = RUNNING
+    history: list[dict[str, float]] = field(default_factory=list)
+    score: Optional[float] = None
+    error: Optional[str] = None
+    started_at: float = field(default_factory=time.time)
+    ended_at: Optional[float] = None
+    stopped_by_tune: bool = False  # the scheduler or a stopper ended it (`done` set on a result)
+
+    @property
+    def epoch(self) -> int:
+        return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
+
+
+class MlflowSweepCallback(Callback):
+    """One parent run per sweep, one child per trial; see the module docstring for the layout."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str, sweep_id: str, sweep_params: Mapping[str, Any],
+                 resolved_spec: Mapping[str, Any], space_table: Sequence[Mapping[str, Any]],
+                 system_metrics: bool = True, metric: str = "val_mAP50", mode: str = "max", *,
+                 max_epochs: Optional[int] = None, rung_milestones: Sequence[int] = (),
+                 system_metrics_interval_s: float = 10.0, flush_timeout_s: float = 600.0) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.sweep_id = str(sweep_id)
+        self.sweep_params = redact(flatten(dict(sweep_params)))
+        self.resolved_spec = redact(dict(resolved_spec))
+        self.space_table = redact([dict(r) for r in space_table])
+        self.system_metrics = system_metrics
+        self.metric, self.mode = metric, mode
+        self.max_epochs = max_epochs  # a trial stopped by Tune before this many epochs is KILLED
+        self.rung_milestones = sorted(int(m) for m in rung_milestones)
+        self.system_metrics_interval_s = system_metrics_interval_s
+        self.flush_timeout_s = flush_timeout_s
+        self.trials: dict[str, TrialRecord] = {}
+        self._completed = 0
+        self._init_runtime()
+
+    # ---- runtime state: rebuilt after unpickling (Tuner.restore unpickles the callback)
+    def _init_runtime(self) -> None:
+        self._writer: Optional[MlflowWriter] = None
+        self._sampler: Optional[SystemSampler] = None
+        self._last_sample = 0.0
+        self._system_step = 0
+        self._started = False
+        self._open_runs: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("_writer", "_sampler", "_last_sample", "_system_step", "_started", "_open_runs"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_runtime()
+
+    @property
+    def writer(self) -> MlflowWriter:
+        if self._writer is None:
+            self._writer = MlflowWriter(self.tracking_uri, self.experiment_name,
+                                        artifact_location=artifact_location_for(self.tracking_uri))
+        return self._writer
+
+    # ---- the parent run
+    def start(self) -> None:
+        """Create (or find again) the parent run and log the sweep's settings; idempotent."""
+        if self._started:
+            return
+        self._started = True
+        lookup = {"sweep_id": self.sweep_id, "gdino.run_type": "sweep"}
+        self.writer.ensure_run(SWEEP_HANDLE, lookup_tags=lookup, tags={"state": RUNNING},
+                               run_name=f"sweep_{self.sweep_id}")
+        self.writer.log_params(SWEEP_HANDLE, self.sweep_params)
+        with tempfile.TemporaryDirectory(prefix="gdino-sweep-") as tmp:
+            spec_file = Path(tmp, "resolved_spec.yaml")
+            spec_file.write_text(redact_text(yaml.safe_dump(self.resolved_spec, sort_keys=False)))
+            self.writer.log_artifact(SWEEP_HANDLE, spec_file, "spec")
+            space_file = Path(tmp, "search_space.json")
+            space_file.write_text(json.dumps(self.space_table, indent=2, default=str))
+            self.writer.log_artifact(SWEEP_HANDLE, space_file)
+
+    @property
+    def parent_run_id(self) -> Optional[str]:
+        """The parent run's id (waits for MLflow to answer; None if it is unreachable for 60 s)."""
+        self.start()
+        return self.writer.run_id(SWEEP_HANDLE, timeout=60)
+
+    def setup(self, **info: Any) -> None:
+        self.start()
+
+    # ---- trial events (Tune driver loop)
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.start()
+        trial_id = trial.trial_id
+        record = self.trials.get(trial_id)
+        if record is None:
+            record = self.trials[trial_id] = TrialRecord(trial_id, redact(flatten(dict(trial.config))))
+        record.state, record.stopped_by_tune, record.error = RUNNING, False, None
+        handle = _handle(trial_id)
+        self.writer.ensure_run(handle, lookup_tags={"sweep_id": self.sweep_id, "trial_id": trial_id,
+                                                    "gdino.run_type": "trial"},
+                               tags={"state": RUNNING}, run_name=f"trial_{trial_id}", parent=SWEEP_HANDLE)
+        self.writer.log_params(handle, _param_values(record.config))
+        self._open_runs.add(trial_id)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if trial.trial_id not in self._open_runs:  # restored mid-run without a start event
+            self.on_trial_start(iteration, trials, trial)
+        record = self.trials[trial.trial_id]
+        epoch = int(result.get("epoch", result.get("training_iteration", len(record.history) + 1)))
+        values = {k: float(v) for k, v in result.items() if k in (*EPOCH_METRICS, self.metric) and _finite(v)}
+        record.history.append({"epoch": epoch, **values})
+        record.score = self._best(record.score, values.get(self.metric))
+        if result.get("done"):
+            record.stopped_by_tune = True
+        handle = _handle(trial.trial_id)
+        self.writer.log_metrics(handle, values, step=epoch)
+        self.writer.set_tags(handle, {"budget": epoch, "rung": self._rung(epoch, result)})
+        self._maybe_sample_system_metrics()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        natural_end = bool(getattr(trial, "last_result", {}).get("done")) and not record.stopped_by_tune
+        reached_budget = self.max_epochs is not None and record.epoch >= self.max_epochs
+        self._end_trial(record, FINISHED if natural_end or reached_budget else KILLED)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.error = redact_text(_error_text(trial))[-2000:]
+        self._end_trial(record, FAILED)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._maybe_sample_system_metrics()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._writer is not None and not self.writer.flush(timeout=min(60.0, self.flush_timeout_s)):
+            log.warning("MLflow is behind by %d writes; they are retried until finish()", self.writer.pending)
+
+    # ---- end of sweep
+    def finish(self, best: Optional[Mapping[str, Any]], stop_reason: str, *,
+               report_dir: Optional[str | Path] = None, status: str = FINISHED) -> bool:
+        """Best-trial tags/metrics and the report on the parent run, end it, and wait for MLflow.
+
+        `best`: {"trial_id", "score", "params" (or "config"), "metrics"}. Returns True when every
+        write reached the store within `flush_timeout_s`."""
+        self.start()
+        for trial_id in list(self._open_runs):  # e.g. trials left PAUSED when a budget ran out
+            self._end_trial(self.trials[trial_id], KILLED)
+        tags: dict[str, Any] = {"stop_reason": redact_text(stop_reason), "state": status,
+                                "num_trials": len(self.trials)}
+        metrics: dict[str, float] = {}
+        if best:
+            tags.update(_best_tags(best))
+            metrics.update(_best_metrics(best, self.metric))
+        self.writer.set_tags(SWEEP_HANDLE, tags)
+        self.writer.log_metrics(SWEEP_HANDLE, metrics, step=self._completed)
+        if report_dir is not None:
+            self.log_report(report_dir)
+        self.writer.terminate(SWEEP_HANDLE, status)
+        complete = self.writer.close(timeout=self.flush_timeout_s)
+        if not complete:
+            log.error("MLflow store incomplete: %d writes could not be delivered (%s)",
+                      self.writer.pending, self.writer.last_error)
+        return complete
+
+    def log_report(self, report_dir: str | Path) -> None:
+        for path in sorted(Path(report_dir).iterdir()):
+            if path.is_file():
+                self.writer.log_artifact(SWEEP_HANDLE, path, "report")
+
+    def trial_table(self) -> list[dict[str, Any]]:
+        """The trials as plain dicts (trial_id, config, history, state, score, error), for the report."""
+        return [asdict(r) for r in self.trials.values()]
+
+    # ---- Tune experiment checkpoint: the trial table survives a driver restart
+    def get_state(self) -> Optional[dict]:
+        return {"trials": {k: asdict(v) for k, v in self.trials.items()}, "completed": self._completed}
+
+    def set_state(self, state: dict) -> None:
+        self.trials = {k: TrialRecord(**v) for k, v in state.get("trials", {}).items()}
+        self._completed = int(state.get("completed", 0))
+
+    # ---- helpers
+    def _record(self, trial: Any) -> TrialRecord:
+        if trial.trial_id not in self.trials:  # ended before it ever started (e.g. failed to schedule)
+            self.on_trial_start(0, [], trial)
+        return self.trials[trial.trial_id]
+
+    def _end_trial(self, record: TrialRecord, state: str) -> None:
+        record.state, record.ended_at = state, time.time()
+        handle = _handle(record.trial_id)
+        tags: dict[str, Any] = {"state": state, "budget": record.epoch}
+        if record.error:
+            tags["error"] = record.error
+        self.writer.set_tags(handle, tags)
+        self.writer.terminate(handle, state)
+        self._open_runs.discard(record.trial_id)
+        self._completed += 1
+        best = self._best_so_far()
+        if best is not None:
+            self.writer.log_metrics(SWEEP_HANDLE, {f"best_{self.metric}": best}, step=self._completed)
+
+    def _best(self, current: Optional[float], value: Optional[float]) -> Optional[float]:
+        if value is None:
+            return current
+        if current is None:
+            return value
+        return max(current, value) if self.mode == "max" else min(current, value)
+
+    def _best_so_far(self) -> Optional[float]:
+        best: Optional[float] = None
+        for record in self.trials.values():
+            best = self._best(best, record.score)
+        return best
+
+    def _rung(self, epoch: int, result: Mapping[str, Any]) -> int:
+        if "rung" in result:
+            return int(result["rung"])
+        return sum(1 for m in self.rung_milestones if epoch >= m)
+
+    def _maybe_sample_system_metrics(self) -> None:
+        if not self.system_metrics or not self._open_runs:
+            return
+        now = time.monotonic()
+        if now - self._last_sample < self.system_metrics_interval_s:
+            return
+        if self._sampler is None:
+            self._sampler = SystemSampler()
+        self._last_sample = now
+        sample = self._sampler.sample()
+        for trial_id in self._open_runs:
+            self.writer.log_metrics(_handle(trial_id), sample, step=self._system_step)
+        self._system_step += 1
+
+
+def _handle(trial_id: str) -> str:
+    return f"trial:{trial_id}"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _param_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in config.items()}
+
+
+def _error_text(trial: Any) -> str:
+    """The trial's error trace: Tune writes it to error.txt in the driver's trial folder."""
+    error_file = getattr(trial, "error_file", None)
+    try:
+        if error_file and Path(error_file).is_file():
+            return Path(error_file).read_text(errors="replace")
+        return str(trial.get_error() or "trial failed")
+    except Exception:  # noqa: BLE001 - the error file may live on unreachable remote storage
+        return f"trial failed (error file: {error_file})"
+
+
+def _best_tags(best: Mapping[str, Any]) -> dict[str, Any]:
+    tags: dict[str, Any] = {"best_trial_id": best.get("trial_id", ""), "best_score": best.get("score", "")}
+    params = best.get("params") or best.get("config") or {}
+    tags.update({f"best.{k}": v for k, v in redact(flatten(dict(params))).items()})
+    return tags
+
+
+def _best_metrics(best: Mapping[str, Any], metric: str) -> dict[str, float]:
+    metrics = {f"best_{k}": float(v) for k, v in (best.get("metrics") or {}).items() if _finite(v)}
+    if _finite(best.get("score")):
+        metrics["best_score"] = float(best["score"])
+    return metrics

@@ -1,0 +1,331 @@
+"""The sweep report: leaderboard, learning curves, parallel coordinates and hyperparameter importance,
+as PNGs plus one self-contained HTML page (images inlined), and the summary printed at the end.
+
+Input is the trial table: a pandas DataFrame or a list of dicts with `trial_id`, `config` (dotted
+params; or the params as their own columns), `history` (per-epoch dicts: epoch, val_mAP50, ...),
+`state` and `score` — `MlflowSweepCallback.trial_table()` gives exactly this.
+
+Importance uses Optuna's evaluators (fANOVA, falling back to mean decrease in impurity) on an
+in-memory study rebuilt from the trials that have a score. Trials stopped early by the scheduler
+count with the score they reached; the page says so, because mixing budgets biases importance.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+_RESERVED = {"trial_id", "config", "history", "state", "score", "error", "started_at", "ended_at",
+             "stopped_by_tune"}
+STATE_STYLE = {"FINISHED": "-", "KILLED": "--", "FAILED": ":", "RUNNING": "-."}
+TOP_N = 20
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    params: dict[str, Any]
+    history: list[dict[str, float]]
+    state: str
+    score: Optional[float]
+    error: Optional[str] = None
+
+    @property
+    def epochs(self) -> int:
+        return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
+
+
+@dataclass
+class Report:
+    directory: Path
+    html: Path
+    images: dict[str, Path]
+    importance: dict[str, float]
+    importance_method: str
+    leaderboard: list[Trial] = field(default_factory=list)
+
+
+# ---- input
+def normalize_trials(table: Any) -> list[Trial]:
+    """DataFrame or list of dicts -> Trials."""
+    rows: Iterable[Mapping[str, Any]] = table.to_dict("records") if hasattr(table, "to_dict") else table
+    trials = []
+    for row in rows:
+        params = dict(row.get("config") or {}) or {k: v for k, v in row.items() if k not in _RESERVED}
+        trials.append(Trial(str(row["trial_id"]), params, list(row.get("history") or []),
+                            str(row.get("state") or "UNKNOWN"), _number(row.get("score")), row.get("error")))
+    return trials
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def ranked(trials: Sequence[Trial], mode: str) -> list[Trial]:
+    """Scored trials best first (ties: more epochs first), then unscored ones."""
+    sign = -1.0 if mode == "max" else 1.0
+    scored = sorted((t for t in trials if t.score is not None), key=lambda t: (sign * t.score, -t.epochs))
+    return scored + [t for t in trials if t.score is None]
+
+
+def searched_params(trials: Sequence[Trial]) -> list[str]:
+    """Params that take more than one value across the trials (the others are fixed settings)."""
+    names: dict[str, set[str]] = {}
+    for trial in trials:
+        for name, value in trial.params.items():
+            names.setdefault(name, set()).add(json.dumps(value, sort_keys=True, default=str))
+    return sorted(n for n, values in names.items() if len(values) > 1)
+
+
+# ---- importance
+def param_importance(trials: Sequence[Trial], mode: str) -> tuple[dict[str, float], str]:
+    """Optuna's fANOVA importance (normalised to sum 1) over the scored trials; ({}, reason) if impossible."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    scored = [t for t in trials if t.score is not None]
+    names = [n for n in searched_params(scored) if all(n in t.params for t in scored)]
+    if len(scored) < 3 or not names:
+        return {}, "not enough scored trials with varying parameters (need 3)"
+    distributions = {n: _distribution([t.params[n] for t in scored]) for n in names}
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    study.add_trials([optuna.trial.create_trial(
+        params={n: _encode(t.params[n], distributions[n]) for n in names},
+        distributions=distributions, value=t.score) for t in scored])
+    for evaluator, label in ((optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"),
+                             (optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0), "MDI")):
+        try:
+            importance = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
+        except Exception:  # noqa: BLE001 - e.g. a degenerate forest: try the next evaluator
+            continue
+        return {k: float(v) for k, v in importance.items()}, label
+    return {}, "Optuna's evaluators failed on these trials"
+
+
+def _distribution(values: list[Any]) -> Any:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if all(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        return CategoricalDistribution(sorted({json.dumps(v, default=str) for v in values}))
+    low, high = min(values), max(values)
+    if all(isinstance(v, int) for v in values):
+        return IntDistribution(int(low), int(high))
+    return FloatDistribution(float(low), float(high), log=low > 0 and high / low >= 100)
+
+
+def _encode(value: Any, distribution: Any) -> Any:
+    from optuna.distributions import CategoricalDistribution
+
+    return json.dumps(value, default=str) if isinstance(distribution, CategoricalDistribution) else value
+
+
+# ---- figures
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_leaderboard(trials: Sequence[Trial], metric: str, path: Path) -> Path:
+    plt = _pyplot()
+    shown = [t for t in trials if t.score is not None][:TOP_N][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(shown), 3) + 1))
+    ax.barh([f"{t.trial_id} ({t.state})" for t in shown], [t.score for t in shown], color="tab:blue")
+    ax.set_xlabel(metric)
+    ax.set_title(f"leaderboard: best {len(shown)} trials")
+    return _save(fig, path)
+
+
+def plot_learning_curves(trials: Sequence[Trial], metric: str, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for trial in trials:
+        points = [(h.get("epoch", i + 1), h[metric]) for i, h in enumerate(trial.history) if metric in h]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, STATE_STYLE.get(trial.state, "-"), marker="o", markersize=3, alpha=0.8)
+    for state, style in STATE_STYLE.items():
+        ax.plot([], [], style, color="gray", label=state)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title("learning curves")
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_parallel_coordinates(trials: Sequence[Trial], metric: str, mode: str, path: Path) -> Path:
+    """One vertical axis per searched param (scaled to [0, 1]; log for wide positive ranges), the score last."""
+    plt = _pyplot()
+    scored = [t for t in trials if t.score is not None]
+    names = searched_params(scored)
+    columns = [_axis([t.params.get(n) for t in scored]) for n in names] + [_axis([t.score for t in scored])]
+    labels = names + [metric]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels)), 4.5))
+    scores = [t.score for t in scored]
+    low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
+    cmap = plt.get_cmap("viridis" if mode == "max" else "viridis_r")
+    for row, score in enumerate(scores):
+        colour = cmap((score - low) / (high - low) if high > low else 1.0)
+        ax.plot(range(len(labels)), [column[0][row] for column in columns], color=colour, alpha=0.8)
+    for x, (_, ticks) in enumerate(columns):
+        ax.axvline(x, color="black", linewidth=0.8)
+        for y, text in ticks:
+            ax.text(x + 0.02, y, text, fontsize=7, va="center")
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_yticks([])
+    ax.set_title("parallel coordinates (colour: score)")
+    return _save(fig, path)
+
+
+def _axis(values: list[Any]) -> tuple[list[float], list[tuple[float, str]]]:
+    """Positions in [0, 1] for one axis and a few (position, label) ticks."""
+    numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None]
+    if len(numeric) == len(values) and values:
+        low, high = min(numeric), max(numeric)
+        use_log = low > 0 and high / low >= 100
+        f = (lambda v: math.log10(v)) if use_log else (lambda v: float(v))
+        span = (f(high) - f(low)) or 1.0
+        positions = [(f(v) - f(low)) / span for v in numeric]
+        return positions, [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
+    options = sorted({json.dumps(v, default=str) for v in values})
+    step = 1.0 / max(len(options) - 1, 1)
+    index = {o: i * step for i, o in enumerate(options)}
+    return ([index[json.dumps(v, default=str)] for v in values],
+            [(index[o], o.strip('"')[:16]) for o in options])
+
+
+def plot_importance(importance: Mapping[str, float], method: str, path: Path) -> Path:
+    plt = _pyplot()
+    items = sorted(importance.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(items), 3) + 1))
+    if items:
+        ax.barh([k for k, _ in items], [v for _, v in items], color="tab:orange")
+    else:
+        ax.text(0.5, 0.5, "not enough trials", ha="center", va="center")
+    ax.set_xlabel(f"importance ({method})")
+    ax.set_title("hyperparameter importance")
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+# ---- page and summary
+def build_report(table: Any, out_dir: str | Path, *, metric: str = "val_mAP50", mode: str = "max",
+                 title: str = "Grounding DINO sweep", space_table: Optional[Sequence[Mapping[str, Any]]] = None,
+                 stop_reason: Optional[str] = None) -> Report:
+    """Write leaderboard.png, learning_curves.png, parallel_coordinates.png, importance.png,
+    importance.json and report.html (self-contained) into `out_dir`."""
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    trials = ranked(normalize_trials(table), mode)
+    importance, method = param_importance(trials, mode)
+    images = {
+        "leaderboard": plot_leaderboard(trials, metric, directory / "leaderboard.png"),
+        "learning curves": plot_learning_curves(trials, metric, directory / "learning_curves.png"),
+        "parallel coordinates": plot_parallel_coordinates(trials, metric, mode,
+                                                          directory / "parallel_coordinates.png"),
+        "hyperparameter importance": plot_importance(importance, method, directory / "importance.png"),
+    }
+    (directory / "importance.json").write_text(json.dumps({"method": method, "importance": importance}, indent=2))
+    page = directory / "report.html"
+    page.write_text(_html(title, trials, metric, images, importance, method, space_table, stop_reason))
+    return Report(directory, page, images, importance, method, trials)
+
+
+def _html(title: str, trials: Sequence[Trial], metric: str, images: Mapping[str, Path],
+          importance: Mapping[str, float], method: str, space_table: Optional[Sequence[Mapping[str, Any]]],
+          stop_reason: Optional[str]) -> str:
+    esc = html.escape
+    names = searched_params(trials)
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["#", "trial", "state", "epochs", metric, *names])
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in
+                         [i + 1, t.trial_id, t.state, t.epochs, _fmt(t.score), *(_fmt(t.params.get(n)) for n in names)])
+        + "</tr>" for i, t in enumerate(trials))
+    figures = "".join(
+        f"<h2>{esc(name)}</h2><img alt='{esc(name)}' src='data:image/png;base64,"
+        f"{base64.b64encode(path.read_bytes()).decode()}'/>" for name, path in images.items())
+    importance_rows = "".join(f"<tr><td>{esc(k)}</td><td>{v:.3f}</td></tr>" for k, v in importance.items())
+    space = ""
+    if space_table:
+        columns = list(space_table[0].keys())
+        space = ("<h2>search space</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"
+                 + "".join("<tr>" + "".join(f"<td>{esc(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+                           for r in space_table) + "</table>")
+    counts = _state_counts(trials)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}img{{max-width:100%}}</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{len(trials)} trials ({esc(counts)}){'; stopped: ' + esc(stop_reason) if stop_reason else ''}.</p>
+<h2>leaderboard ({esc(metric)})</h2><table><tr>{head}</tr>{rows}</table>
+<h2>importance ({esc(method)})</h2>
+<p>Over every scored trial; trials stopped early count with the score they reached.</p>
+<table><tr><th>parameter</th><th>importance</th></tr>{importance_rows}</table>
+{space}{figures}
+</body></html>
+"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _state_counts(trials: Sequence[Trial]) -> str:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def summary_text(table: Any, *, metric: str = "val_mAP50", mode: str = "max", stop_reason: Optional[str] = None,
+                 results_dir: Optional[str | Path] = None, tracking_uri: Optional[str] = None,
+                 report: Optional[Report] = None, top: int = 5) -> str:
+    """The few lines printed at the end of a sweep: outcome, best trial and its params, where things are."""
+    from hpo.tracking.redact import redact_text
+
+    trials = ranked(normalize_trials(table), mode)
+    lines = [f"sweep finished: {len(trials)} trials ({_state_counts(trials)})"
+             + (f"; stopped because {stop_reason}" if stop_reason else "")]
+    best = trials[0] if trials and trials[0].score is not None else None
+    if best is None:
+        lines.append(f"no trial reported {metric}")
+    else:
+        lines.append(f"best trial {best.trial_id}: {metric} = {best.score:.4g} after {best.epochs} epoch(s)")
+        lines += [f"  {name} = {_fmt(best.params.get(name))}" for name in searched_params(trials) or best.params]
+        lines.append(f"top {min(top, len(trials))}:")
+        lines += [f"  {i + 1}. {t.trial_id}  {metric}={_fmt(t.score)}  {t.state}  {t.epochs} ep"
+                  for i, t in enumerate(trials[:top])]
+    if report is not None and report.importance:
+        top_param = max(report.importance, key=report.importance.get)
+        lines.append(f"most important: {top_param} ({report.importance[top_param]:.2f}, {report.importance_method})")
+    if report is not None:
+        lines.append(f"report: {report.html}")
+    if results_dir is not None:
+        lines.append(f"results: {results_dir}")
+    if tracking_uri is not None:
+        uri = redact_text(tracking_uri)
+        ui = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else f"open {uri}"
+        lines.append(f"MLflow: {uri}  (view: {ui})")
+    return "\n".join(lines)

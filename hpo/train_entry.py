@@ -1,0 +1,50 @@
+"""`grounding_dino train -e spec.yaml [key=value ...]`: an AutoML sweep when the policy says so
+(hpo.policy.decide_policy), otherwise plain training (gdino.engine)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hpo.cli import add_spec_arguments
+
+    add_spec_arguments(parser)
+    parser.add_argument("--request", default=None,
+                        help='the request in words; e.g. "plain training" or "no HPO" turns AutoML off for this run')
+    parser.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None,
+                        help="Ray cluster (host:port) for the sweep; default automl.ray_address, RAY_ADDRESS, "
+                             "or a private local instance")
+    parser.add_argument("--sweep-dir", "--sweep_dir", dest="sweep_dir", default=None,
+                        help="where the sweep writes (default <automl.storage_path or results_dir/automl>/sweep_*)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gdino.spec import load_spec
+    from hpo.policy import decide_policy
+
+    overrides = list(args.overrides or ())
+    cfg = load_spec(args.spec, overrides)
+    decision = decide_policy(cfg, getattr(args, "request", None))
+    print(decision.reason, file=sys.stderr)
+    if not decision.use_automl:
+        return _plain_training(args, cfg)
+    from hpo.api import launch_sweep
+
+    result = launch_sweep(cfg, ray_address=args.ray_address, sweep_dir=args.sweep_dir)
+    print(result.to_text())
+    return 0
+
+
+def _plain_training(args: argparse.Namespace, cfg) -> int:
+    try:
+        from gdino.engine.cli import run_train
+    except ImportError:
+        from gdino.engine.train import fit
+
+        fit(cfg)
+        return 0
+    return int(run_train(args) or 0)

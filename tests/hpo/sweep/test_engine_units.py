@@ -1,0 +1,161 @@
+"""The sweep engine's pure pieces, without a cluster: resources and concurrency, the resume choice,
+error signatures, the ledger fold and trial score, best-trial eligibility, budgets, trial specs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from gdino.config.automl import AutoMLConfig
+from gdino.errors import SweepError
+from hpo.sweep.driver import build_trial_spec
+from hpo.sweep.engine import best_record
+from hpo.sweep.ledger import Ledger, TrialRecord
+from hpo.sweep.monitor import Budgets, BudgetStopper, SweepMonitor, error_signature
+from hpo.sweep.resources import check_trial_fits, max_concurrent_trials, plan_trial_resources
+from hpo.sweep.worker import CHECKPOINT_META, choose_resume_dir
+
+
+# ------------------------------------------------------------------ resources (hang 2) and concurrency
+def test_cpu_trial_on_two_cpus_runs_two_at_a_time():
+    res = plan_trial_resources({"train": {"num_gpus": 1}}, AutoMLConfig(), {"CPU": 2.0})
+    assert (res.backend, res.num_workers, res.use_gpu) == ("train", 1, False)
+    check_trial_fits(res, {"CPU": 2.0})
+    assert max_concurrent_trials(res, {"CPU": 2.0}, None) == 2
+    assert max_concurrent_trials(res, {"CPU": 2.0}, 1) == 1
+
+
+def test_trial_asking_more_cpus_than_the_cluster_has_is_refused():
+    res = plan_trial_resources({}, AutoMLConfig(cpu_workers=2, cpus_per_worker=1.0), {"CPU": 2.0})
+    with pytest.raises(SweepError, match="needs 2.01 CPUs"):
+        check_trial_fits(res, {"CPU": 2.0})
+
+
+def test_gpu_trials_are_capped_by_gpus():
+    cluster = {"CPU": 16.0, "GPU": 4.0}
+    res = plan_trial_resources({"train": {"num_gpus": 2, "num_nodes": 1}}, AutoMLConfig(), cluster)
+    assert (res.num_workers, res.gpus, res.accelerator_count) == (2, 2.0, 2.0)
+    assert max_concurrent_trials(res, cluster, None) == 2
+    with pytest.raises(SweepError, match="GPUs"):
+        check_trial_fits(plan_trial_resources({"train": {"num_gpus": 8}}, AutoMLConfig(), cluster), cluster)
+
+
+# ------------------------------------------------------------------ which checkpoint a trial resumes
+def _ckpt(tmp: Path, name: str, epoch: int, trial: str) -> str:
+    d = tmp / name
+    d.mkdir()
+    (d / CHECKPOINT_META).write_text(json.dumps({"epoch": epoch, "trial_id": trial}))
+    return str(d)
+
+
+def test_resume_prefers_pbt_donor_then_newest(tmp_path):
+    own = _ckpt(tmp_path, "own", 5, "t1")
+    donor = _ckpt(tmp_path, "donor", 3, "t2")
+    older_tune = _ckpt(tmp_path, "tune", 4, "t1")
+    same_epoch = _ckpt(tmp_path, "tune5", 5, "t1")
+    assert choose_resume_dir(own, donor, "t1") == donor          # exploit copies the donor's weights
+    assert choose_resume_dir(own, older_tune, "t1") == own       # a worker retry is newer than Tune's
+    assert choose_resume_dir(own, same_epoch, "t1") == same_epoch
+    assert choose_resume_dir(None, None, "t1") is None
+
+
+# ------------------------------------------------------------------ errors, ledger, score, best trial
+def test_error_signature_sees_through_ray_wrapping():
+    text = ("Traceback (most recent call last):\n  File x\nray.exceptions.RayTaskError(RuntimeError): boom\n"
+            "Traceback...\nRuntimeError: boom\n\nray.train.TrainingFailedError: Training failed\n")
+    assert error_signature(text) == "RuntimeError: boom"
+
+
+def test_ledger_fold_scores_best_epoch_with_later_ties(tmp_path):
+    ledger = Ledger(tmp_path, "val_mAP50", "max")
+    ledger.append("start", "a", config={"lr": 0.1})
+    for epoch, value in [(1, 0.2), (2, 0.5), (3, 0.5), (4, 0.4)]:
+        ledger.append("result", "a", epoch=epoch, value=value, checkpoint=f"c{epoch}", time_total_s=epoch)
+    ledger.append("complete", "a")
+    ledger.append("start", "b", config={"lr": 0.2})
+    (tmp_path / "ledger.jsonl").open("a").write('{"truncated')  # a line cut by a killed driver
+    rec = ledger.trials()
+    assert (rec["a"].state, rec["a"].score, rec["a"].best_epoch, rec["a"].checkpoint) == ("TERMINATED", 0.5, 3, "c3")
+    assert (rec["a"].last_epoch, rec["a"].wall_s, rec["b"].state) == (4, 4.0, "RUNNING")
+
+
+def test_loss_metrics_are_minimised(tmp_path):
+    ledger = Ledger(tmp_path, "val_loss", "min")
+    for epoch, value in [(1, 0.9), (2, 0.3), (3, 0.6)]:
+        ledger.append("result", "a", epoch=epoch, value=value)
+    assert ledger.trials()["a"].best_epoch == 2
+
+
+def test_best_trial_is_at_the_largest_budget_for_multi_fidelity():
+    short = TrialRecord("short", state="TERMINATED", score=0.9, last_epoch=3)
+    long_ = TrialRecord("long", state="TERMINATED", score=0.7, last_epoch=9)
+    failed = TrialRecord("failed", state="ERROR", score=0.99, last_epoch=9)
+    records = {r.trial_id: r for r in (short, long_, failed)}
+    assert best_record(records, "max", multi_fidelity=True).trial_id == "long"
+    assert best_record(records, "max", multi_fidelity=False).trial_id == "short"
+
+
+# ------------------------------------------------------------------ budgets (callback driven directly)
+def _trial(tid: str) -> SimpleNamespace:
+    return SimpleNamespace(trial_id=tid, config={"lr": 0.1}, error_file=None, error_msg="")
+
+
+def _monitor(tmp_path: Path, **budgets) -> SweepMonitor:
+    m = SweepMonitor(str(tmp_path), "val_mAP50", "max", Budgets(**budgets), accelerators_per_trial=2.0)
+    m.setup()
+    return m
+
+
+def test_target_metric_stops_the_sweep(tmp_path):
+    m = _monitor(tmp_path, target_metric=0.8)
+    m.on_trial_start(0, [], _trial("a"))
+    m.on_trial_result(0, [], _trial("a"), {"val_mAP50": 0.5, "epoch": 1, "time_total_s": 1})
+    assert not BudgetStopper(m).stop_all()
+    m.on_trial_result(0, [], _trial("a"), {"val_mAP50": 0.85, "epoch": 2, "time_total_s": 2})
+    assert BudgetStopper(m).stop_all() and m.stop_reason == "target_metric"
+    assert json.loads((tmp_path / "status.json").read_text())["stop_reason"] == "target_metric"
+
+
+def test_gpu_hours_charge_accelerators_times_wall_time(tmp_path):
+    m = _monitor(tmp_path, gpu_hours=1.0)
+    m.on_trial_start(0, [], _trial("a"))
+    m.on_trial_result(0, [], _trial("a"), {"val_mAP50": 0.1, "epoch": 1, "time_total_s": 1799})
+    assert m.stop_reason is None  # 2 accelerators x 1799 s < 1 h
+    m.on_trial_result(0, [], _trial("a"), {"val_mAP50": 0.1, "epoch": 2, "time_total_s": 1800})
+    assert m.stop_reason == "gpu_hours"
+
+
+def test_no_improvement_counts_finished_trials(tmp_path):
+    m = _monitor(tmp_path, no_improvement_trials=2)
+    for tid, value in [("a", 0.5), ("b", 0.4), ("c", 0.45)]:
+        m.on_trial_start(0, [], _trial(tid))
+        m.on_trial_result(0, [], _trial(tid), {"val_mAP50": value, "epoch": 1, "time_total_s": 1})
+        m.on_trial_complete(0, [], _trial(tid))
+    assert m.stop_reason == "no_improvement"
+
+
+def test_fail_fast_needs_the_same_error_in_all_first_k(tmp_path):
+    m = _monitor(tmp_path, fail_fast_trials=2)
+    for tid, msg in [("a", "ValueError: x"), ("b", "ValueError: y")]:
+        m.on_trial_start(0, [], _trial(tid))
+        m.on_trial_error(0, [], SimpleNamespace(trial_id=tid, error_file=None, error_msg=msg))
+    assert m.stop_reason is None
+    (tmp_path / "same").mkdir()
+    m2 = _monitor(tmp_path / "same", fail_fast_trials=2)
+    for tid in ("a", "b"):
+        m2.on_trial_start(0, [], _trial(tid))
+        m2.on_trial_error(0, [], SimpleNamespace(trial_id=tid, error_file=None, error_msg="OSError: disk"))
+    assert m2.stop_reason == "fail_fast" and "OSError: disk" in m2.stop_detail
+
+
+# ------------------------------------------------------------------ the trial's spec
+def test_trial_spec_gets_config_budget_and_results_dir():
+    base = {"results_dir": "/r", "train": {"num_epochs": 20, "checkpoint_interval": 5, "validation_interval": 10,
+                                          "optim": {"lr": 1e-4, "lr_steps": [10, 15]}}}
+    spec = build_trial_spec(base, {"train.optim.lr": 3e-4}, 4, "/r/automl/s/trials/t1")
+    assert spec["train"]["optim"]["lr"] == 3e-4 and spec["train"]["num_epochs"] == 4
+    assert spec["train"]["optim"]["lr_steps"] == [2, 3]
+    assert (spec["train"]["checkpoint_interval"], spec["train"]["validation_interval"]) == (4, 4)
+    assert spec["results_dir"] == "/r/automl/s/trials/t1" and base["train"]["optim"]["lr"] == 1e-4
