@@ -188,7 +188,7 @@ def _section_schema(model: type[BaseModel], instance: BaseModel, path: list[str]
         default[name] = value
     section: dict[str, Any] = {"type": "collection", "automl_enabled": False, "properties": properties,
                                "default": _drop_none(default)}
-    for key in ("title", "description", "x_note"):
+    for key in ("title", "description", "x_note", "x_ours"):
         if meta.get(key):
             section[key] = meta[key]
     if popular:

@@ -59,6 +59,22 @@ ALTERNATIVES: dict[str, str] = {
 SECRET_KEYS = ("encryption_key",)
 
 
+
+
+class SpecLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-4` (no dot) as a string; specs mean a float."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 # ----------------------------------------------------------------------------- typed errors
 class _KeyedSpecError(SpecError):
     """A SpecError that also records the value given and what is allowed."""
@@ -165,17 +181,17 @@ def set_dotted(tree: dict, key: str, value: Any) -> dict:
                 node.append(value if last else fresh)
             elif last:
                 node[part] = value
-            elif not isinstance(node[part], (dict, list)):
+            elif node[part] is None:
                 node[part] = fresh
             node = node[part]
         else:
             if not isinstance(node, dict):
-                raise MalformedSpecError(f"{where} holds a value ({node!r}), not a section",
+                raise MalformedSpecError(f"{where} holds a value ({_show(where, node)}), not a section",
                                          key=key, value=value, allowed=f"a value for {where} itself")
             if last:
                 node[part] = value
             else:
-                if not isinstance(node.get(part), (dict, list)):
+                if node.get(part) is None:
                     node[part] = fresh
                 node = node[part]
     return tree
@@ -193,7 +209,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if raw.strip() == "":
         return key, ""
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError as err:
         raise MalformedSpecError(f"value '{raw}' is not valid YAML ({_yaml_problem(err)})",
                                  key=key, value=raw, allowed="a YAML scalar, list or mapping",
@@ -214,7 +230,7 @@ def read_spec_file(path: str | Path) -> dict:
         raise SpecErrors([MalformedSpecError(f"cannot read spec file {path}: {err}", key=None,
                                              value=str(path), allowed="a readable UTF-8 YAML file")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as err:
         raise SpecErrors([MalformedSpecError(f"{path}: malformed YAML: {_yaml_problem(err)}", key=None,
                                              value=str(path), allowed="valid YAML")]) from None
@@ -283,9 +299,14 @@ def _expand_top_level_shorthand(raw: dict, errors: list[SpecError]) -> dict:
     return raw
 
 
+_notices_shown: set[str] = set()
+
+
 def _notice_ignored_sections(raw: dict) -> None:
+    """Once per process: resolved specs are reloaded in every trial and would repeat it."""
     wandb = raw.get("wandb")
-    if isinstance(wandb, Mapping) and wandb.get("enable", True):
+    if isinstance(wandb, Mapping) and wandb.get("enable", True) and "wandb" not in _notices_shown:
+        _notices_shown.add("wandb")
         log.info("spec: the wandb section is accepted for TAO compatibility and ignored (runs are tracked in MLflow)")
 
 
@@ -343,6 +364,9 @@ def _to_spec_error(error: Mapping[str, Any], raw: dict) -> SpecError:
     if kind == "math_cond":
         return MathCondError(f"{value_text} violates math_cond '{ctx.get('math_cond')}': allowed is "
                              f"{ctx.get('allowed')}", key=key, value=value, allowed=str(ctx.get("allowed")))
+    if kind == "finite_number":
+        return OutOfBoundsError(f"{value_text} is not a finite number, allowed {_expected(loc)}", key=key,
+                                value=value, allowed=_expected(loc))
     if kind == "missing":
         return MissingValueError("a value is required", key=key, value=None, allowed=_expected(loc))
     if kind == "literal_error":
@@ -421,7 +445,7 @@ def _expected(loc: Sequence[Any]) -> str:
         return "a valid value"
     field = model.model_fields[str(names[-1])]
     meta = field_meta(model, str(names[-1]))
-    text = meta.get("value_type") or "value"
+    text = meta.get("value_type") or _type_name(field.annotation)
     if meta.get("section") or _inner_model(field.annotation) is not None:
         text = "a mapping (section)" if typing.get_origin(field.annotation) is not list else "a list of mappings"
     elif text in ("list", "collection") or "Optional" in str(field.annotation):

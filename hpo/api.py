@@ -156,7 +156,7 @@ def _plan_from_algorithm(cfg: Any, automl: Any, metric: str, mode: str) -> tuple
                      scheduler=_first_attr(alg, ("scheduler",), None),
                      num_samples=int(_first_attr(alg, ("num_samples",), automl.max_recommendations)),
                      param_space=dict(_first_attr(alg, ("param_space",), {}) or {}),
-                     trial_epochs=int(epochs) * int(automl.epoch_multiplier) if epochs else None,
+                     trial_epochs=int(epochs) if epochs else None,  # already x epoch_multiplier
                      pauses=bool(_first_attr(alg, ("pauses", "needs_checkpoints", "uses_checkpoints"),
                                              name in PAUSING_ALGORITHMS)),
                      multi_fidelity=bool(_first_attr(alg, ("multi_fidelity",), name in EPOCH_FIDELITY_ALGORITHMS)))

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("promote", "promote a finished sweep's best trial (evaluate, export, engine, registry)")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("sweep_dir", help="the sweep's directory (automl.storage_path/<name>)")
+        if name == "resume":
+            p.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None,
+                           help="Ray cluster to resume on (default: the sweep's, RAY_ADDRESS, or a local one)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,18 +56,22 @@ def run(args: argparse.Namespace) -> int:
         raise SweepError(f"sweep directory {sweep_dir} does not exist",
                          hint="pass the directory a sweep wrote (see `grounding_dino train` output)")
     if command == "resume":
-        from hpo import api
-
-        return _print_result(api.resume_sweep(str(sweep_dir)))
+        return _print_result(_entry("hpo.api", "resume_sweep")(str(sweep_dir), ray_address=args.ray_address))
     if command == "status":
-        from hpo import api
-
-        return _print_result(api.sweep_status(str(sweep_dir)))
+        return _print_result(_entry("hpo.api", "sweep_status")(str(sweep_dir)))
     if command == "promote":
-        from hpo import promote
-
-        return _print_result(promote.promote_sweep(str(sweep_dir)))
+        return _print_result(_entry("hpo.promote", "promote_sweep")(str(sweep_dir)))
     raise SpecError(f"unknown automl command {command!r}")
+
+
+def _entry(module_name: str, function: str) -> Any:
+    """hpo.api / hpo.promote, imported only when used (they pull in Ray and MLflow)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as err:
+        raise SweepError(f"{module_name}.{function} is not available in this installation ({err})") from err
 
 
 def _print_result(result: Any) -> int:
@@ -79,22 +86,11 @@ def _print_result(result: Any) -> int:
     return 0
 
 
-def load_for_space(spec_path: str, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
-    """(resolved config, the spec as the user wrote it) — the latter tells which params were removed."""
-    import yaml
-
-    path = Path(spec_path).expanduser()
-    try:
-        user_spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as err:
-        raise SpecError(f"spec file {path} not found", key="-e") from err
-    except (OSError, yaml.YAMLError) as err:
-        raise SpecError(f"cannot read spec {path}: {err}", key="-e") from err
-    if not isinstance(user_spec, dict):
-        raise SpecError("the spec must be a YAML mapping", key=str(path))
+def load_for_space(spec_path: str, overrides: list[str]) -> Any:
+    """The resolved config, loaded exactly as `train` loads it (so the space is the sweep's)."""
     from gdino.spec import load_spec
 
-    return load_spec(str(path), overrides), user_spec
+    return load_spec(spec_path, overrides)
 
 
 def _jsonable(value: Any) -> Any:
@@ -108,14 +104,14 @@ def _jsonable(value: Any) -> Any:
 def run_space(args: argparse.Namespace) -> int:
     from hpo.space import build_search_space, render_table
 
-    cfg, user_spec = load_for_space(args.spec, list(args.overrides or ()))
+    cfg = load_for_space(args.spec, list(args.overrides or ()))
     automl = cfg.get("automl", {}) if isinstance(cfg, dict) else cfg.automl
     algorithm = automl.get("algorithm") if isinstance(automl, dict) else automl.algorithm
     seed = args.seed if args.seed is not None else (automl.get("seed", 42) if isinstance(automl, dict)
                                                     else automl.seed)
     if args.sample < 0:
         raise SpecError("must be >= 0", key="--sample")
-    space = build_search_space(cfg, schema=args.schema, user_spec=user_spec,
+    space = build_search_space(cfg, schema=args.schema,
                                epochs_are_fidelity=algorithm in EPOCH_FIDELITY_ALGORITHMS)
     trials = [space.sample_trial(seed, i) for i in range(args.sample)]
     if args.format == "json":

@@ -145,6 +145,16 @@ def _number(value: Any, what: str, problems: list[str]) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _literal(text: str) -> Any:
+    """'4' -> 4, '0.5' -> 0.5, anything else stays a string (TAO casts options to the field type)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
+
+
 def _truthy(value: Any) -> bool | None:
     """TAO writes flags as booleans or as "TRUE"/"FALSE"/"yes" strings."""
     if isinstance(value, bool):
@@ -178,8 +188,8 @@ def _resolve_type(node: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
             return "collection", branch
         return "unknown", branch
     value_type = _TYPE_ALIASES.get(raw.strip().lower(), raw.strip().lower())
-    enum = node.get("enum")
-    if isinstance(enum, list) and enum:
+    enum = node.get("enum", node.get("valid_options"))
+    if (isinstance(enum, list) and enum) or (isinstance(enum, str) and enum.strip()):
         if value_type == "int":
             value_type = "ordered_int"
         elif value_type == "string":
@@ -199,7 +209,7 @@ def _leaf(name: str, node: Mapping[str, Any], value_type: str, inherited_default
     maximum = _number(node.get("maximum", node.get("valid_max")), "maximum", problems)
     enum = node.get("enum", node.get("valid_options"))
     if isinstance(enum, str):  # TAO's dataclass metadata spells options as a comma-separated string
-        enum = [e.strip() for e in enum.split(",") if e.strip()]
+        enum = [_literal(e.strip()) for e in enum.split(",") if e.strip()]
     if enum is not None and not isinstance(enum, list):
         problems.append(f"enum must be a list, got {type(enum).__name__}")
         enum = None

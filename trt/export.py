@@ -87,8 +87,29 @@ def export_module(detector, onnx_path: str | os.PathLike, *, height: int = 544, 
         torch.onnx.export(module, args, str(onnx_path), dynamo=False, opset_version=opset_version,
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dynamic_axes, do_constant_folding=True, verbose=verbose)
+    queries = int(detector.config.num_queries)
+    _pin_output_shapes(onnx_path, {"pred_logits": (queries, max_text_len), "pred_boxes": (queries, 4)},
+                       batch="batch_size" if batch_size == -1 else batch_size)
     check_onnx(onnx_path, opset_version)
     return onnx_path
+
+
+def _pin_output_shapes(onnx_path: Path, trailing: dict[str, tuple[int, ...]], batch: str | int) -> None:
+    """Write the outputs' static dims (Q, T / 4) into the graph: the tracer leaves them symbolic, and TAO's
+    consumers (DeepStream, TensorRT) read them from the file."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        values = (batch, *trailing[output.name])
+        for dim, value in zip(dims, values):
+            dim.Clear()
+            if isinstance(value, str):
+                dim.dim_param = value
+            else:
+                dim.dim_value = value
+    onnx.save(model, str(onnx_path))
 
 
 def check_onnx(onnx_path: str | os.PathLike, opset_version: int) -> None:

@@ -4,7 +4,8 @@ TAO deploy's pipeline (notes/tao.md §4.3): the image is resized to the engine's
 ImageNet mean/std; the caption (phrases joined " . ", closed with " .") is tokenised to 256 tokens outside
 the graph; the sub-sentence mask and position ids come from the model's own rule; scoring is the mean token
 probability over each phrase (row-normalised positive map), top-k `num_select` over queries x phrases,
-boxes cxcywh -> xyxy in original pixels.
+boxes cxcywh -> xyxy in original pixels. Tokenisation and post-processing are the model package's
+(gdino.model.text, gdino.model.postprocess), so every backend scores exactly as the PyTorch path does.
 """
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# [CLS], [SEP], ".", "?" and [PAD] end a phrase (bert-base-uncased ids; HF's SPECIAL_TOKENS + padding).
-PHRASE_DELIMITERS = (101, 102, 1012, 1029, 0)
 
 
 def caption_of(phrases: Sequence[str]) -> str:
@@ -40,40 +39,27 @@ class TextInputs:
                 "text_token_mask": self.text_token_mask}
 
 
-def tokenize_captions(tokenizer, captions: Sequence[str], max_text_len: int) -> TextInputs:
-    """Pad/truncate to `max_text_len` (TAO fixes T at 256) and derive the masks as the model would."""
-    import torch
+def encode_phrases(tokenizer, phrases: Sequence[str], max_text_len: int) -> tuple[TextInputs, np.ndarray]:
+    """One caption of `phrases` -> TAO's text inputs (padded to `max_text_len`, batch 1) and its positive map
+    [num_phrases, max_text_len] with rows summing to 1 (mean token probability per phrase, as TAO scores).
 
-    from trt.patches import text_masks_from_ids
-
-    enc = tokenizer(list(captions), padding="max_length", truncation=True, max_length=max_text_len,
-                    return_tensors="pt")
-    input_ids = enc["input_ids"].long()
-    text_token_mask, position_ids = text_masks_from_ids(input_ids)
-    token_type_ids = enc.get("token_type_ids", torch.zeros_like(input_ids))
-    return TextInputs(input_ids=input_ids.numpy(), attention_mask=enc["attention_mask"].bool().numpy(),
-                      position_ids=position_ids.long().numpy(), token_type_ids=token_type_ids.long().numpy(),
-                      text_token_mask=text_token_mask.bool().numpy())
-
-
-def positive_map(input_ids: np.ndarray, num_phrases: int) -> np.ndarray:
-    """[num_phrases, T]: phrase k covers the k-th run of tokens between delimiters, rows sum to 1.
-
-    A phrase cut off by truncation gets an all-zero row (it can never score), as in TAO.
+    Tokenisation, sub-sentence mask, position ids and phrase spans are the model package's
+    (gdino.model.text.tokenize_batch), so every backend sees what the PyTorch path sees.
     """
-    rows = np.zeros((num_phrases, input_ids.shape[-1]), dtype=np.float32)
-    phrase, inside = -1, False
-    for t, token in enumerate(input_ids.tolist()):
-        if token in PHRASE_DELIMITERS:
-            inside = False
-            continue
-        if not inside:
-            phrase, inside = phrase + 1, True
-        if phrase >= num_phrases:
-            break
-        rows[phrase, t] = 1.0
-    sums = rows.sum(axis=1, keepdims=True)
-    return np.divide(rows, sums, out=np.zeros_like(rows), where=sums > 0)
+    from gdino.model.text import tokenize_batch
+
+    batch = tokenize_batch(tokenizer, [caption_of(phrases)], [list(phrases)], max_text_len, pad_to_max=True)
+    text = TextInputs(input_ids=batch.input_ids.long().numpy(), attention_mask=batch.attention_mask.bool().numpy(),
+                      position_ids=batch.position_ids.long().numpy(), token_type_ids=batch.token_type_ids.long().numpy(),
+                      text_token_mask=batch.text_self_attention_masks.bool().numpy())
+    return text, normalise_rows(batch.positive_maps[0].numpy())
+
+
+def normalise_rows(pos_map: np.ndarray) -> np.ndarray:
+    """Rows sum to 1; a phrase cut off by truncation keeps an all-zero row (it can never score), as in TAO."""
+    pos_map = np.asarray(pos_map, dtype=np.float32)
+    sums = pos_map.sum(axis=1, keepdims=True)
+    return np.divide(pos_map, sums, out=np.zeros_like(pos_map), where=sums > 0)
 
 
 def preprocess_image(image: Image.Image, height: int, width: int,
@@ -92,23 +78,20 @@ class Detections:
     boxes: np.ndarray   # [K,4] xyxy, original-image pixels
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
-
-
 def postprocess(pred_logits: np.ndarray, pred_boxes: np.ndarray, positive_maps: Sequence[np.ndarray],
                 orig_sizes: Sequence[tuple[int, int]], num_select: int) -> list[Detections]:
-    """Per image: phrase scores = sigmoid(token logits) @ pos_map^T, top `num_select` over queries x phrases."""
-    results = []
-    for logits, boxes, pos_map, (height, width) in zip(pred_logits, pred_boxes, positive_maps, orig_sizes):
-        prob = _sigmoid(logits.astype(np.float32)) @ pos_map.T  # [Q, P]
-        flat = prob.reshape(-1)
-        k = min(num_select, flat.size)
-        top = np.argpartition(-flat, k - 1)[:k]
-        top = top[np.argsort(-flat[top], kind="stable")]
-        query, label = np.divmod(top, prob.shape[1])
-        cx, cy, w, h = boxes[query].astype(np.float32).T
-        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        xyxy *= np.asarray([width, height, width, height], dtype=np.float32)
-        results.append(Detections(scores=flat[top], labels=label, boxes=xyxy))
-    return results
+    """The model package's post-processing (gdino.model.postprocess, shared with the PyTorch path) on backend outputs."""
+    import torch
+
+    from gdino.model.postprocess import postprocess as shared_postprocess
+
+    detections = []
+    for logits, boxes, pos_map, size in zip(pred_logits, pred_boxes, positive_maps, orig_sizes):
+        # one image at a time: images of a batch may carry captions with different phrase counts
+        (result,) = shared_postprocess(torch.as_tensor(np.asarray(logits, dtype=np.float32))[None],
+                                       torch.as_tensor(np.asarray(boxes, dtype=np.float32))[None],
+                                       torch.as_tensor(np.asarray(pos_map, dtype=np.float32)),
+                                       torch.as_tensor([size], dtype=torch.float32), num_select)
+        detections.append(Detections(scores=result["scores"].numpy(), labels=result["labels"].numpy(),
+                                     boxes=result["boxes"].numpy()))
+    return detections

@@ -103,11 +103,11 @@ class CalibrationFeeds:
     def __init__(self, onnx_file: str, images: Sequence[Path], phrases: Sequence[str], tokenizer,
                  mean=None, std=None) -> None:
         from trt.runtime import OnnxRuntimeBackend
-        from trt.processing import IMAGENET_MEAN, IMAGENET_STD, caption_of, tokenize_captions
+        from trt.processing import IMAGENET_MEAN, IMAGENET_STD, encode_phrases
 
         backend = OnnxRuntimeBackend(onnx_file)
         self.input_hw, self.batch = backend.input_hw, backend.fixed_batch or 1
-        self.text = tokenize_captions(tokenizer, [caption_of(phrases)], backend.max_text_len).feeds()
+        self.text = encode_phrases(tokenizer, phrases, backend.max_text_len)[0].feeds()
         self.images = list(images)
         self.mean, self.std = mean or IMAGENET_MEAN, std or IMAGENET_STD
         self._iter: Iterator[dict] | None = None

@@ -19,8 +19,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from gdino.errors import CheckpointError, DependencyMissing
-from trt.processing import (IMAGENET_MEAN, IMAGENET_STD, Detections, caption_of, positive_map, postprocess,
-                            preprocess_image, tokenize_captions)
+from trt.processing import (IMAGENET_MEAN, IMAGENET_STD, Detections, encode_phrases, postprocess,
+                            preprocess_image)
 
 log = logging.getLogger(__name__)
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
@@ -176,13 +176,9 @@ def open_backend(model_file: str | os.PathLike, **kwargs: Any) -> Backend:
 
 
 def load_tokenizer(text_encoder_type: str | None):
-    """The model package's tokenizer loader; the bundled bert-base-uncased vocabulary when it is absent."""
-    try:
-        from gdino.model.text import load_tokenizer as model_tokenizer
-    except ImportError:
-        from gdino.data.captions import _bundled_bert_uncased
+    """The model package's tokenizer of `model.text_encoder_type` (offline; TextEncoderUnavailable says how to fix)."""
+    from gdino.model.text import load_tokenizer as model_tokenizer
 
-        return _bundled_bert_uncased()
     return model_tokenizer(text_encoder_type or "bert-base-uncased")
 
 
@@ -199,8 +195,7 @@ class Detector:
 
     def _text(self, phrases: tuple[str, ...]):
         if phrases not in self._text_cache:
-            text = tokenize_captions(self.tokenizer, [caption_of(phrases)], self.backend.max_text_len)
-            self._text_cache[phrases] = (text, positive_map(text.input_ids[0], len(phrases)))
+            self._text_cache[phrases] = encode_phrases(self.tokenizer, phrases, self.backend.max_text_len)
         return self._text_cache[phrases]
 
     def detect(self, images: Sequence[Any], phrases: Sequence[str]) -> list[Detections]:

@@ -19,7 +19,7 @@ Algorithm = Literal["bayesian", "hyperband", "bohb", "bfbo", "asha", "pbt", "deh
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RangeOverride(_Strict):
@@ -84,6 +84,8 @@ class AutoMLConfig(_Strict):
     min_top_configs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=4, ge=1, description="bfbo: proposals per batch")
     sequential: Optional[bool] = Field(default=None, description="bayesian: one trial at a time (TAO: yes)")
+    searcher: Optional[Literal["random", "tpe", "kde"]] = Field(
+        default=None, description="asha: how configs are sampled (default random)")
 
     # --- execution
     max_concurrent: Optional[int] = Field(default=None, ge=1,

@@ -25,11 +25,6 @@ from pydantic_core import PydanticCustomError
 
 INF = math.inf
 
-# metadata keys in the order the TAO schema generator emits them (the order of json_schema_extra)
-TAO_META_KEYS = ("value_type", "title", "description", "valid_min", "valid_max", "valid_options",
-                 "option_weights", "math_cond", "depends_on", "parent_param", "automl_enabled", "popular",
-                 "pattern", "required", "schema_default")
-OUR_META_KEYS = ("x_log_scale", "x_search_min", "x_search_max", "x_note")
 
 _UNSET: Any = object()
 
@@ -129,11 +124,23 @@ def _fmt(bound: float) -> str:
 class StrictModel(BaseModel):
     """Unknown keys are errors (a typo'd key must not silently run defaults)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN passes every bound check, and an infinite rate is never meant: both are rejected.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TaoSection(StrictModel):
     """A config section whose fields' TAO metadata (bounds, math_cond) is enforced."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_mean_defaults(cls, data: Any) -> Any:
+        """`evaluate:` with nothing under it is YAML null: TAO treats it as the section's defaults."""
+        if isinstance(data, dict):
+            empty = [k for k, v in data.items() if v is None and isinstance(k, str) and k in cls.model_fields
+                     and field_meta(cls, k).get("section")]
+            if empty:
+                data = {k: v for k, v in data.items() if k not in empty}
+        return data
 
     @field_validator("*", mode="after")
     @classmethod

@@ -2,7 +2,7 @@
 
 Public API (what the algorithms, the sweep and the CLI use):
 
-    space = build_search_space(cfg, schema=None, exclude=(), epochs_are_fidelity=False)
+    space = build_search_space(cfg, schema=None, exclude=(), epochs_are_fidelity=False, user_spec=None)
     space.params / space.names / space.dim            # topologically ordered Params
     space.sample(rng) -> dict                           # flat dotted config, constraints hold
     space.sample_trial(seed, i) -> dict                 # rng = SeedSequence((seed, i))
@@ -12,7 +12,8 @@ Public API (what the algorithms, the sweep and the CLI use):
     space.perturb(config, rng, factor=1.2, resample_prob=0.2)   # PBT explore
     space.grid(points_per_dim) -> list[dict]
     space.to_optuna(trial) -> dict;  space.to_hyperopt() -> dict;  space.from_hyperopt(sample) -> dict
-    space.table() -> list[dict]; render_table(space) -> str
+    space.table() -> list[dict]; render_table(space) -> str; space.excluded (not searched, and why)
+    space.apply(spec_dict, flat, trial_epochs=None) -> dict
     space.without(names) -> SearchSpace                 # e.g. drop train.num_epochs for epoch fidelity
     apply_config(spec_dict, flat) -> dict;  apply_epoch_budget(spec_dict, epochs) -> dict
     scale_lr_steps(lr_steps, num_epochs_spec, trial_epochs) -> list[int]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
-from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, FloatDomain, IntDomain
+from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, FloatDomain, IntDomain, _same
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -114,7 +114,7 @@ def _branching(p: "Param", hp: Any, children: list["Param"], by_parent: dict) ->
     for option in options:
         branch: dict[str, Any] = {BRANCH_VALUE: option}
         for child in children:
-            if child.condition is not None and any(_equal(option, v) for v in child.condition.values):
+            if child.condition is not None and any(_same(option, v) for v in child.condition.values):
                 branch[child.name] = _subtree(child, hp, by_parent)
         branches.append(branch)
     if isinstance(domain, CategoricalDomain) and domain.weights is not None:
@@ -127,12 +127,6 @@ def _subtree(p: "Param", hp: Any, by_parent: dict) -> Any:
     if children and isinstance(p.domain, (CategoricalDomain, BoolDomain)) and not p.relations:
         return _branching(p, hp, children, by_parent)
     return _expression(p, hp)
-
-
-def _equal(a: Any, b: Any) -> bool:
-    from hpo.space.domains import _same
-
-    return _same(a, b)
 
 
 def hyperopt_space(space: "SearchSpace") -> dict[str, Any]:

@@ -10,7 +10,8 @@ The steps, in order (notes/tao.md §3.2–§3.3 for TAO's versions of each):
   3. range: `tao` mode applies TAO's `get_valid_range` (missing min 0, infinite bound -> default,
      linear floats; ints without a max -> [max(1, d//2), 2d]); `default` mode uses the schema's
      `x_search_min/x_search_max/x_log_scale`, else the built-in table for rate-like params, else a
-     finite range around the default.
+     finite range around the default. (`tao` mode reproduces TAO's ranges and linear sampling, not
+     its post-sampling clamping of values towards the bounds.)
   4. constraints: numeric `math_cond` narrows the domain, `^ k` / `/ k` / `!= k` shape integer
      domains, relational `math_cond` + `depends_on` become `Relation`s (or narrow the domain now
      when the parent is not searched), the DETR num_select rule, and the conditional rules.
@@ -84,6 +85,21 @@ def _lookup(spec: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
+def written_keys(cfg: Any) -> dict[str, Any] | None:
+    """The keys the user gave (spec file, shorthands and overrides) of a pydantic config, nested.
+
+    Pydantic records them in `model_fields_set`; values are irrelevant to the removed-param rule.
+    """
+    fields_set = getattr(cfg, "model_fields_set", None)
+    if fields_set is None:
+        return None
+    out: dict[str, Any] = {}
+    for key in fields_set:
+        value = getattr(cfg, key, None)
+        out[key] = written_keys(value) if hasattr(value, "model_fields_set") else True
+    return out
+
+
 def removed_from_spec(name: str, user_spec: Mapping[str, Any] | None) -> bool:
     """TAO's rule: the user wrote the param's section but left the param out.
 
@@ -153,6 +169,10 @@ def select_parameters(doc: TrainSchema, automl: Any, user_spec: Mapping[str, Any
             selection.excluded.append(Excluded(name, "removed by automl.remove_hyperparameters"))
             continue
         if name in excluded_by_caller:
+            if explicit:
+                raise SpecError(f"{name!r} is set by the algorithm (its epoch budget is the fidelity), "
+                                "so it cannot also be searched", key=key,
+                                hint="remove it from the automl lists, or use a non multi-fidelity algorithm")
             selection.excluded.append(Excluded(name, "set by the algorithm (epoch budget / fidelity)"))
             continue
         if not leaf.searchable:
@@ -435,8 +455,10 @@ def build_search_space(cfg: Any, *, schema: Mapping[str, Any] | str | None = Non
             (schemas/train.schema.json).
         exclude: dotted names never searched (e.g. what an algorithm controls itself).
         epochs_are_fidelity: drop `train.num_epochs` (the algorithm sets the epoch budget).
-        user_spec: the spec as the user wrote it (YAML before defaults/overrides), to honour params
-            they removed; when `cfg` is a mapping it is used as such.
+        user_spec: the spec as the user wrote it, to honour params they removed (TAO: a param of the
+            schema's defaults that the user's spec leaves out is not searched). Default: `cfg`
+            itself when it is a mapping, else the keys the user set on the ExperimentConfig (file,
+            shorthands and overrides: pydantic's fields_set), so every caller agrees.
 
     Raises:
         SpecError: a name in the automl section is unknown, unsearchable or disabled.
@@ -444,8 +466,8 @@ def build_search_space(cfg: Any, *, schema: Mapping[str, Any] | str | None = Non
     """
     automl = _automl_section(cfg)
     spec = _spec_dict(cfg)
-    if user_spec is None and isinstance(cfg, Mapping):
-        user_spec = cfg
+    if user_spec is None:
+        user_spec = cfg if isinstance(cfg, Mapping) else written_keys(cfg)
     doc = read_schema(_schema_source(schema, automl))
     mode = automl.space_mode
     excluded_names = set(exclude) | (set(EPOCH_PARAMS) if epochs_are_fidelity else set())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -422,8 +422,3 @@ def _same(a: Any, b: Any) -> bool:
     except Exception:  # noqa: BLE001 - exotic option types compare unequal
         return False
 
-
-def weighted_options(options: Sequence[Any], weights: Sequence[float] | None) -> list[tuple[float, Any]]:
-    """(probability, option) pairs, the shape hyperopt's `pchoice` expects."""
-    domain = CategoricalDomain(tuple(options), tuple(weights) if weights is not None else None)
-    return [(float(p), o) for p, o in zip(domain.probabilities, domain.options)]

@@ -9,7 +9,6 @@ What the schema cannot say and the network needs:
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -93,7 +92,3 @@ def num_classes_for(spec: Mapping[str, Any], mode: str) -> tuple[int, str]:
     if mode == "tao":
         return TAO_DEFAULT_NUM_CLASSES, "TAO's fallback (COCO, 91)"
     return SAFE_DEFAULT_NUM_CLASSES, "label map not readable: assuming 1 class (the safest cap)"
-
-
-def finite_or(value: float | None, fallback: float) -> float:
-    return value if value is not None and math.isfinite(value) else fallback

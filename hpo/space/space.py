@@ -170,6 +170,26 @@ def _numeric_extremes(domain: Domain) -> tuple[float, float]:
     raise TypeError(f"{domain.kind} domain has no numeric extremes")
 
 
+def _check_two_sided(child: Param, by_name: Mapping[str, Param]) -> None:
+    """A param bounded from below and above by parents: its range must be non-empty at every parent
+    value. Bounds are affine and increasing in each parent, so the worst cases are the extremes."""
+    lowers = {r.parent for r in child.relations if r.is_lower}
+    uppers = {r.parent for r in child.relations if not r.is_lower}
+    if not (lowers and uppers):
+        return
+    extremes = {name: _numeric_extremes(by_name[name].domain) for name in lowers | uppers}
+    shared = sorted(lowers & uppers)
+    worst = {name: extremes[name][1] for name in lowers} | {name: extremes[name][0] for name in uppers}
+    for combo in itertools.product(*(extremes[name] for name in shared)):
+        values = {**worst, **dict(zip(shared, combo))}
+        try:
+            _restrict(child.domain, child.relations, values)
+        except EmptyDomain as err:
+            raise SchemaError(f"its lower and upper bounds ({', '.join(r.describe() for r in child.relations)}) "
+                              f"leave no value when the parents are at {values}", parameter=child.name,
+                              hint="widen the ranges (automl.range_override) or drop one dependency") from err
+
+
 def _propagate(params: list[Param]) -> list[Param]:
     """Narrow parents so every parent value leaves each dependant a non-empty feasible range.
 
@@ -204,15 +224,7 @@ def _propagate(params: list[Param]) -> list[Param]:
                                   parameter=child.name,
                                   hint="widen the ranges (automl.range_override) or drop the dependency") from err
             by_name[parent.name] = replace(parent, domain=narrowed)
-        # both a lower and an upper relational bound: make sure they can never cross
-        lowers = [r for r in child.relations if r.is_lower]
-        uppers = [r for r in child.relations if not r.is_lower]
-        if lowers and uppers:
-            worst_low = max(r.bound(_numeric_extremes(by_name[r.parent].domain)[1]) for r in lowers)
-            worst_high = min(r.bound(_numeric_extremes(by_name[r.parent].domain)[0]) for r in uppers)
-            if worst_low >= worst_high:
-                raise SchemaError("its lower and upper relational bounds can conflict "
-                                  f"({[r.describe() for r in child.relations]})", parameter=child.name)
+        _check_two_sided(child, by_name)
     return [by_name[p.name] for p in params]
 
 
@@ -298,7 +310,11 @@ class SearchSpace:
     # --- decoding ------------------------------------------------------------------------------
     def _domain_for(self, p: Param, config: Mapping[str, Any]) -> Domain:
         """`p`'s domain narrowed by its relations at the parents' values in `config`."""
-        values = {rel.parent: config.get(rel.parent, self[rel.parent].default) for rel in p.relations}
+        values = {}
+        for rel in p.relations:  # an inactive parent constrains through its default, if numeric
+            value = config.get(rel.parent, self[rel.parent].default)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[rel.parent] = value
         return _restrict(p.domain, p.relations, values)
 
     def _is_active(self, p: Param, config: Mapping[str, Any]) -> bool:
@@ -316,7 +332,10 @@ class SearchSpace:
         for i, p in enumerate(self.params):
             if not self._is_active(p, config):
                 continue
-            config[p.name] = self._domain_for(p, config).decode(float(u[i]))
+            try:
+                config[p.name] = self._domain_for(p, config).decode(float(u[i]))
+            except EmptyDomain as err:  # construction guarantees a value; say so if it ever does not
+                raise SchemaError(f"no feasible value given its parents ({err})", parameter=p.name) from err
         return config
 
     def to_unit(self, config: Mapping[str, Any]) -> np.ndarray:

@@ -7,7 +7,7 @@ Tune restores continue where the trial left off.
 
 Test-only knobs, in `ctx.options` (never in the spec): `fail_with` (raise RuntimeError at epoch 1),
 `hold_at_epoch` + `hold_dir` (write `<hold_dir>/<trial_id>.pid` with this worker's pid, then wait
-for `<hold_dir>/release` unless resuming: gives a test a live worker to kill), `steps_per_epoch`.
+for `<hold_dir>/release`; only the first attempt holds: gives a test a live worker to kill), `steps_per_epoch`.
 """
 from __future__ import annotations
 
@@ -46,8 +46,10 @@ def quadratic_train_fn(spec: dict[str, Any], ctx: WorkerContext) -> None:
         start_epoch = int(state["epoch"])
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
 
+    train_s = 0.0  # time inside the training loop itself (bench/overhead.py: the rest is overhead)
     for epoch in range(start_epoch + 1, epochs + 1):
         _test_hooks(ctx, epoch)
+        began = time.perf_counter()
         for _ in range(steps):
             optimizer.zero_grad()
             loss = torch.nn.functional.mse_loss(model(x_train), y_train)
@@ -55,8 +57,9 @@ def quadratic_train_fn(spec: dict[str, Any], ctx: WorkerContext) -> None:
             optimizer.step()
         with torch.no_grad():
             val_loss = float(torch.nn.functional.mse_loss(model(x_val), y_val))
+        train_s += time.perf_counter() - began
         metrics = {"epoch": epoch, "train_loss": float(loss), "val_loss": val_loss, "lr": lr,
-                   "val_mAP50": 1.0 / (1.0 + val_loss), "val_mAP": 0.5 / (1.0 + val_loss)}
+                   "val_mAP50": 1.0 / (1.0 + val_loss), "val_mAP": 0.5 / (1.0 + val_loss), "train_s": train_s}
         tmp = tempfile.mkdtemp(prefix="cheap-ckpt-")
         try:
             if ctx.is_rank_zero:
@@ -70,9 +73,12 @@ def _test_hooks(ctx: WorkerContext, epoch: int) -> None:
     if ctx.options.get("fail_with") and epoch == 1:
         raise RuntimeError(str(ctx.options["fail_with"]))
     hold_at = ctx.options.get("hold_at_epoch")
-    if hold_at is not None and epoch == int(hold_at) and not ctx.resume_dir and ctx.is_rank_zero:
-        hold_dir = Path(ctx.options["hold_dir"])
+    if hold_at is None or epoch != int(hold_at) or not ctx.is_rank_zero:
+        return
+    hold_dir = Path(ctx.options["hold_dir"])
+    pid_file = Path(hold_dir, f"{ctx.trial_id}.pid")
+    if not pid_file.exists():  # only the first attempt holds: a retry runs through
         hold_dir.mkdir(parents=True, exist_ok=True)
-        Path(hold_dir, f"{ctx.trial_id}.pid").write_text(str(os.getpid()))
+        pid_file.write_text(str(os.getpid()))
         while not Path(hold_dir, "release").exists():  # the test kills this process while it waits
             time.sleep(0.2)

@@ -34,7 +34,6 @@ _MAX_UNIX_SOCKET_DIR = 60  # Ray's socket paths under the temp dir must stay bel
 _SWEEP_ENV = {
     "RAY_AUTH_MODE": "disabled",            # concurrent local clusters overwrite ~/.ray/auth_token (§7.3)
     "RAY_USAGE_STATS_ENABLED": "0",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": str(WORKER_GROUP_START_TIMEOUT_S),
 }
 

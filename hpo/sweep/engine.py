@@ -159,7 +159,7 @@ def prepare(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster) -> None:
 
 
 def _owns_metric(obj: Any) -> bool:
-    return obj is not None and getattr(obj, "_metric", None) is not None
+    return obj is not None and (getattr(obj, "_metric", None) or getattr(obj, "metric", None)) is not None
 
 
 def run_sweep(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster,

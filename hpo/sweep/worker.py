@@ -119,17 +119,25 @@ def gdino_train_fn(spec: dict[str, Any], ctx: WorkerContext) -> None:
     """Grounding DINO training under Ray: gdino.engine.train.fit with Ray's Lightning strategy
     (DDP, or FSDP when train.distributed_strategy says so), RayLightningEnvironment and a callback
     that reports at every validation with a rank-0 checkpoint."""
+    import copy
+
     import ray.train.lightning as rl
+    import torch
 
     from gdino.config import ExperimentConfig
     from gdino.engine.train import fit
 
-    cfg = ExperimentConfig.model_validate(spec)
-    strategy_name = str((spec.get("train") or {}).get("distributed_strategy", "ddp")).lower()
+    worker_spec = copy.deepcopy(spec)
+    # Ray placed one process per device already: each Lightning trainer drives one device of one node
+    # and RayLightningEnvironment supplies world size and ranks.
+    worker_spec.setdefault("train", {})["num_nodes"] = 1
+    cfg = ExperimentConfig.model_validate(worker_spec)
+    strategy_name = str(worker_spec["train"].get("distributed_strategy", "ddp")).lower()
     strategy = rl.RayFSDPStrategy() if strategy_name == "fsdp" else rl.RayDDPStrategy()
     fit(cfg, strategy=strategy, plugins=[rl.RayLightningEnvironment()],
-        callbacks=[make_lightning_report_callback(ctx)], ckpt_path=_lightning_ckpt(ctx.resume_dir),
-        prepare_trainer=rl.prepare_trainer)
+        callbacks=[make_lightning_report_callback(ctx)], devices="auto",
+        accelerator="gpu" if torch.cuda.is_available() else "cpu", enable_progress_bar=False,
+        ckpt_path=_lightning_ckpt(ctx.resume_dir), prepare_trainer=rl.prepare_trainer)
 
 
 def _lightning_ckpt(resume_dir: Optional[str]) -> Optional[str]:

@@ -15,8 +15,9 @@ _EXPORTS = {
     "install_log_redaction": "hpo.tracking.redact",
     "build_report": "hpo.tracking.report",
     "summary_text": "hpo.tracking.report",
-    "ProgressTable": "hpo.tracking.progress",
-    "TrialProgressCallback": "hpo.tracking.progress",
+    "Report": "hpo.tracking.report",
+    "SweepProgressCallback": "hpo.tracking.progress",
+    "render_table": "hpo.tracking.progress",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -11,6 +11,22 @@
 Ray's MLflowLoggerCallback is flat and keeps its run ids only in memory, so we write our own: runs are
 found again by their tags, which makes a resumed sweep (Tuner.restore, a new driver process) reuse
 them. All writes go through `MlflowWriter`: a stopped server delays them, never the sweep.
+
+Use (the sweep engine):
+
+    tracker = MlflowSweepCallback(cfg.mlflow.tracking_uri or default_tracking_uri(results_dir),
+                                  cfg.mlflow.experiment_name, sweep_id, sweep_params, resolved_spec,
+                                  space_table, cfg.mlflow.system_metrics, metric, mode,
+                                  max_epochs=R, rung_milestones=[...])
+    progress = SweepProgressCallback(metric, mode, max_epochs=R, total_trials=n)
+    results = Tuner(..., run_config=RunConfig(callbacks=[tracker, progress])).fit()
+    report = build_report(tracker.trial_table(), results_dir / "report", metric=metric, mode=mode)
+    tracker.finish(best, stop_reason, report_dir=report.directory)   # waits until MLflow has it all
+    print(summary_text(tracker.trial_table(), metric=metric, mode=mode, report=report, ...))
+
+After `Tuner.restore` the tracker inside the tuner is an unpickled copy whose trial table Tune
+restored from its experiment checkpoint (`get_state`/`set_state`): take it from the restored
+tuner's run config, or build a new tracker with the same sweep_id (it finds the same runs).
 """
 from __future__ import annotations
 
@@ -26,7 +42,7 @@ from typing import Any, Mapping, Optional, Sequence
 import yaml
 from ray.tune import Callback
 
-from hpo.tracking.redact import redact, redact_text
+from hpo.tracking.redact import install_log_redaction, redact, redact_text
 from hpo.tracking.system_metrics import SystemSampler
 from hpo.tracking.writer import MlflowWriter
 
@@ -139,6 +155,7 @@ class MlflowSweepCallback(Callback):
         if self._started:
             return
         self._started = True
+        install_log_redaction()  # our loggers' records (e.g. MLflow errors with URLs) are masked too
         lookup = {"sweep_id": self.sweep_id, "gdino.run_type": "sweep"}
         self.writer.ensure_run(SWEEP_HANDLE, lookup_tags=lookup, tags={"state": RUNNING},
                                run_name=f"sweep_{self.sweep_id}")
@@ -205,7 +222,8 @@ class MlflowSweepCallback(Callback):
         self._maybe_sample_system_metrics()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self._writer is not None and not self.writer.flush(timeout=min(60.0, self.flush_timeout_s)):
+        # A short wait only: finish() waits for the rest (the server may be down right now).
+        if self._writer is not None and not self.writer.flush(timeout=min(10.0, self.flush_timeout_s)):
             log.warning("MLflow is behind by %d writes; they are retried until finish()", self.writer.pending)
 
     # ---- end of sweep

@@ -6,8 +6,8 @@ params; or the params as their own columns), `history` (per-epoch dicts: epoch, 
 `state` and `score` — `MlflowSweepCallback.trial_table()` gives exactly this.
 
 Importance uses Optuna's evaluators (fANOVA, falling back to mean decrease in impurity) on an
-in-memory study rebuilt from the trials that have a score. Trials stopped early by the scheduler
-count with the score they reached; the page says so, because mixing budgets biases importance.
+in-memory study rebuilt from the trials, each valued at one common epoch: mixing the scores of
+early-stopped and full trials would make the budget, not the params, explain the differences.
 """
 from __future__ import annotations
 
@@ -86,12 +86,38 @@ def searched_params(trials: Sequence[Trial]) -> list[str]:
 
 
 # ---- importance
-def param_importance(trials: Sequence[Trial], mode: str) -> tuple[dict[str, float], str]:
-    """Optuna's fANOVA importance (normalised to sum 1) over the scored trials; ({}, reason) if impossible."""
+def common_budget_scores(trials: Sequence[Trial], metric: str) -> tuple[dict[str, float], Optional[int]]:
+    """Each trial's `metric` at one common epoch, so that early-stopped and full trials compare fairly:
+    the largest epoch that at least half of the trials (and at least 5, or all if fewer) reached.
+    Trials without a history fall back to their score (epoch None)."""
+    with_history = [t for t in trials if any(metric in h for h in t.history)]
+    if not with_history:
+        return {t.trial_id: t.score for t in trials if t.score is not None}, None
+    needed = min(len(with_history), max(5, len(with_history) // 2))
+    epochs = sorted({int(h.get("epoch", i + 1)) for t in with_history for i, h in enumerate(t.history)}, reverse=True)
+    for epoch in epochs:
+        values = {t.trial_id: v for t in with_history if (v := _value_at(t, metric, epoch)) is not None}
+        if len(values) >= needed:
+            return values, epoch
+    return {}, None
+
+
+def _value_at(trial: Trial, metric: str, epoch: int) -> Optional[float]:
+    """The last reported value at or before `epoch`, if the trial got as far as `epoch`."""
+    if trial.epochs < epoch:
+        return None
+    values = [h[metric] for i, h in enumerate(trial.history) if metric in h and h.get("epoch", i + 1) <= epoch]
+    return _number(values[-1]) if values else None
+
+
+def param_importance(trials: Sequence[Trial], mode: str, metric: str = "val_mAP50") -> tuple[dict[str, float], str]:
+    """Optuna's fANOVA importance (normalised to sum 1) of the params for `metric` at a common epoch;
+    ({}, reason) when there is too little to go on."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    scored = [t for t in trials if t.score is not None]
+    values, epoch = common_budget_scores(trials, metric)
+    scored = [t for t in trials if t.trial_id in values]
     names = [n for n in searched_params(scored) if all(n in t.params for t in scored)]
     if len(scored) < 3 or not names:
         return {}, "not enough scored trials with varying parameters (need 3)"
@@ -99,14 +125,15 @@ def param_importance(trials: Sequence[Trial], mode: str) -> tuple[dict[str, floa
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     study.add_trials([optuna.trial.create_trial(
         params={n: _encode(t.params[n], distributions[n]) for n in names},
-        distributions=distributions, value=t.score) for t in scored])
+        distributions=distributions, value=values[t.trial_id]) for t in scored])
+    where = f"{metric} at epoch {epoch}, {len(scored)} trials" if epoch else f"score, {len(scored)} trials"
     for evaluator, label in ((optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"),
                              (optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0), "MDI")):
         try:
             importance = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
         except Exception:  # noqa: BLE001 - e.g. a degenerate forest: try the next evaluator
             continue
-        return {k: float(v) for k, v in importance.items()}, label
+        return {k: float(v) for k, v in importance.items()}, f"{label}; {where}"
     return {}, "Optuna's evaluators failed on these trials"
 
 
@@ -234,7 +261,7 @@ def build_report(table: Any, out_dir: str | Path, *, metric: str = "val_mAP50", 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     trials = ranked(normalize_trials(table), mode)
-    importance, method = param_importance(trials, mode)
+    importance, method = param_importance(trials, mode, metric)
     images = {
         "leaderboard": plot_leaderboard(trials, metric, directory / "leaderboard.png"),
         "learning curves": plot_learning_curves(trials, metric, directory / "learning_curves.png"),
@@ -277,7 +304,8 @@ td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}img{{max-width:100%
 <p>{len(trials)} trials ({esc(counts)}){'; stopped: ' + esc(stop_reason) if stop_reason else ''}.</p>
 <h2>leaderboard ({esc(metric)})</h2><table><tr>{head}</tr>{rows}</table>
 <h2>importance ({esc(method)})</h2>
-<p>Over every scored trial; trials stopped early count with the score they reached.</p>
+<p>Every trial compared at the same epoch (the largest one most trials reached), so that trials
+stopped early and full trials are judged on equal budgets.</p>
 <table><tr><th>parameter</th><th>importance</th></tr>{importance_rows}</table>
 {space}{figures}
 </body></html>

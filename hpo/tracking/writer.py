@@ -57,7 +57,8 @@ class MlflowWriter:
         self._client: Any = None
         self._experiment_id: Optional[str] = None
         self._staging = Path(tempfile.mkdtemp(prefix="gdino-mlflow-staging-"))
-        self.failures = 0  # operations that had to be retried (outages), for reporting
+        self.failures = 0  # failed attempts (outages), for reporting
+        self.dropped = 0  # operations the store refused for good (4xx)
         self.last_error: Optional[str] = None
 
     # ---- queueing (called from the Tune event loop; never blocks on MLflow)
@@ -141,6 +142,13 @@ class MlflowWriter:
                 from hpo.tracking.redact import redact_text
 
                 self.last_error = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+                if _is_permanent(exc):  # the store refused this write (e.g. a changed param): retrying cannot help
+                    log.error("MLflow refused %s on %s; skipping it: %s", op.kind, op.handle, self.last_error)
+                    self.dropped += 1
+                    with self._cond:
+                        self._queue.popleft()
+                        self._cond.notify_all()
+                    continue
                 if attempt == 0:
                     log.warning("MLflow write failed (%s); buffering and retrying", self.last_error)
                 time.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)])
@@ -202,8 +210,10 @@ class MlflowWriter:
             self.runs[handle] = _known_state(client, run)
             if run.info.status != "RUNNING":
                 client.update_run(run.info.run_id, status="RUNNING")
-            for key, value in tags.items():
-                client.set_tag(run.info.run_id, key, value)
+            if tags:
+                from mlflow.entities import RunTag
+
+                client.log_batch(run.info.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
             return
         run = client.create_run(experiment_id, run_name=run_name, tags={**tags, **lookup_tags})
         self.runs[handle] = RunState(run.info.run_id)
@@ -237,6 +247,17 @@ class MlflowWriter:
 
     def _apply_terminate(self, state: RunState, status: str) -> None:
         self._mlflow().set_terminated(state.run_id, status=status)
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """A 4xx answer (bad value, conflicting param) will be refused again; 5xx, 429 and network errors
+    (which MLflow reports as INTERNAL_ERROR/500) are worth retrying."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException):
+        return False
+    status = exc.get_http_status_code()
+    return 400 <= status < 500 and status != 429
 
 
 def _known_state(client: Any, run: Any) -> RunState:

@@ -175,9 +175,11 @@ def test_train_action_requires_a_train_source():
     load_spec(OUR_TRAIN_TEMPLATE, action="train")
 
 
-def test_wandb_is_accepted_and_ignored_with_a_notice(caplog):
+def test_wandb_is_accepted_and_ignored_with_a_notice(caplog, monkeypatch):
+    monkeypatch.setattr("gdino.spec._notices_shown", set())
     with caplog.at_level(logging.INFO, logger="gdino.spec"):
         cfg = load_spec({"wandb": {"enable": True, "project": "p"}})
+        load_spec({"wandb": {"enable": True}})  # once per process, not once per load
     assert cfg.wandb.project == "p"
     notices = [r for r in caplog.records if "wandb" in r.getMessage()]
     assert len(notices) == 1 and "\n" not in notices[0].getMessage()

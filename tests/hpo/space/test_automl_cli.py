@@ -31,8 +31,7 @@ def test_sample_prints_exactly_the_trials_a_sweep_would_launch(capsys, spec_file
 
     out = _space_json(capsys, "-e", str(spec_file), "--schema", str(tao_schema_path), "--sample", "3",
                       "--seed", "5")
-    space = build_search_space(load_spec(str(spec_file)), schema=tao_schema_path,
-                               user_spec=yaml.safe_load(spec_file.read_text()))
+    space = build_search_space(load_spec(str(spec_file)), schema=tao_schema_path)  # as hpo.api builds it
     assert [t["config"] for t in out["trials"]] == [space.sample_trial(5, i) for i in range(3)]
     assert out["seed"] == 5 and out["mode"] == "default"
     assert {row["parameter"] for row in out["parameters"]} == set(space.names)
@@ -77,3 +76,19 @@ def test_help_lists_the_subcommands(capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert all(c in out for c in ("space", "resume", "status", "promote"))
+
+
+def test_params_removed_from_the_spec_file_are_listed(capsys, tmp_path, tao_schema_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"train": {"optim": {"lr": 1e-4, "lr_backbone": 1e-5}}}))
+    out = _space_json(capsys, "-e", str(spec), "--schema", str(tao_schema_path))
+    names = {row["parameter"] for row in out["parameters"]}
+    assert "train.optim.lr" in names and "train.optim.weight_decay" not in names
+    assert any(e["parameter"] == "train.optim.weight_decay" for e in out["not_searched"])
+
+
+def test_cli_and_sweep_agree_on_epoch_fidelity_algorithms():
+    api = pytest.importorskip("hpo.api")
+    from hpo.automl_cli import EPOCH_FIDELITY_ALGORITHMS
+
+    assert EPOCH_FIDELITY_ALGORITHMS == api.EPOCH_FIDELITY_ALGORITHMS

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,11 +72,16 @@ def test_params_removed_from_the_spec_are_not_searched(tao_schema_path):
     assert any(e.name == "train.optim.weight_decay" and "removed" in e.reason for e in space.excluded)
 
 
-def test_epoch_fidelity_never_searches_num_epochs(tao_schema_path):
+def test_epoch_fidelity_never_searches_num_epochs(tao_schema_path, make_schema):
     space = build(tao_schema_path, add_hyperparameters=[NUM_EPOCHS])
     assert NUM_EPOCHS in space
-    assert NUM_EPOCHS not in build_search_space({"automl": {"add_hyperparameters": [NUM_EPOCHS]}},
-                                                schema=tao_schema_path, epochs_are_fidelity=True)
+    with pytest.raises(SpecError, match="fidelity"):  # asked for explicitly: say why it cannot be
+        build_search_space({"automl": {"add_hyperparameters": [NUM_EPOCHS]}}, schema=tao_schema_path,
+                           epochs_are_fidelity=True)
+    schema = make_schema({NUM_EPOCHS: {"type": "int", "default": 10, "minimum": 1, "maximum": 50},
+                          LR: {"type": "float", "default": 1e-4, "minimum": 1e-6, "maximum": 1e-2}})
+    fidelity = build_search_space({"automl": {}}, schema=schema, epochs_are_fidelity=True)
+    assert fidelity.names == [LR] and fidelity.excluded[0].name == NUM_EPOCHS
     assert NUM_EPOCHS not in space.without([NUM_EPOCHS])
 
 
@@ -243,3 +249,17 @@ def test_num_select_rule_with_option_lists(tao_schema_path):
         assert config["model.num_select"] <= config["model.num_queries"] - 1
         seen.add((config["model.num_queries"], config["model.num_select"]))
     assert (300, 600) not in seen and (900, 600) in seen
+
+
+def test_the_full_spec_template_removes_nothing():
+    spec = pytest.importorskip("gdino.spec")
+    template = Path(__file__).resolve().parents[3] / "references" / "spec_template_train.yaml"
+    if not template.is_file():
+        pytest.skip("references/spec_template_train.yaml not generated")
+    full = build_search_space(spec.load_spec(str(template)))
+    empty = build_search_space(spec.load_spec(None))
+    assert full.names == empty.names
+    assert not any("removed" in e.reason for e in full.excluded)
+    # an override that writes one key of a section does remove that section's other defaults (TAO's rule)
+    partial = build_search_space(spec.load_spec(None, ["train.optim.lr=1e-4"]))
+    assert "train.optim.lr" in partial and "train.optim.weight_decay" not in partial

@@ -168,3 +168,27 @@ def test_apply_epoch_budget_rescales_lr_steps():
     assert spec["train"]["num_epochs"] == 30
     with pytest.raises(SpecError):
         scale_lr_steps([1], 0, 3)
+
+
+def test_sampled_values_are_plain_python_and_yaml_safe(space):
+    import yaml
+
+    config = space.sample(np.random.default_rng(9))
+    assert all(type(v) in (int, float, bool, str) for v in config.values())
+    assert yaml.safe_load(yaml.safe_dump(config)) == config
+
+
+def test_two_sided_relations_are_checked_at_the_parent_extremes():
+    ok = SearchSpace((
+        Param("p", IntDomain(0, 50)),
+        Param("x", IntDomain(0, 100), relations=(Relation("p", ">="), Relation("p", "<=", 1.0, 10.0))),
+    ))
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        c = ok.sample(rng)
+        assert c["p"] <= c["x"] <= c["p"] + 10
+    with pytest.raises(SchemaError, match="leave no value"):
+        SearchSpace((
+            Param("a", IntDomain(0, 50)), Param("b", IntDomain(0, 50)),
+            Param("x", IntDomain(0, 100), relations=(Relation("a", ">"), Relation("b", "<"))),
+        ))

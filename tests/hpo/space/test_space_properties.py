@@ -186,7 +186,8 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner,
                            max_leaves=20)
 
 
-@SETTINGS
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(doc=st.one_of(json_values, st.dictionaries(st.sampled_from(["properties", "automl_default_parameters",
                                                                      "automl_disabled_parameters", "default",
                                                                      "type"]), json_values, max_size=5)))

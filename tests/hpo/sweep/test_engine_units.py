@@ -159,3 +159,32 @@ def test_trial_spec_gets_config_budget_and_results_dir():
     assert spec["train"]["optim"]["lr_steps"] == [2, 3]
     assert (spec["train"]["checkpoint_interval"], spec["train"]["validation_interval"]) == (4, 4)
     assert spec["results_dir"] == "/r/automl/s/trials/t1" and base["train"]["optim"]["lr"] == 1e-4
+
+
+# ------------------------------------------------------------------ cluster checks (hangs 1 and 3)
+def test_missing_dashboard_packages_fail_with_a_fix(monkeypatch):
+    import importlib.util
+
+    from gdino.errors import DependencyMissing
+    from hpo.sweep import cluster
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "aiohttp" else real(name, *a))
+    with pytest.raises(DependencyMissing, match=r"ray\[default,tune,train\]"):
+        cluster.require_ray_default()
+
+
+def test_private_ray_temp_dir_stays_short_enough_for_unix_sockets(tmp_path):
+    from hpo.sweep.cluster import private_temp_dir
+
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="gs-"))
+    deep = private_temp_dir(tmp_path / ("x" * 80))
+    try:
+        assert private_temp_dir(base) == str(base.resolve() / "ray")  # short: under the sweep dir
+        assert len(deep) <= 60 and Path(deep).is_dir()                 # long: a fresh short dir instead
+    finally:
+        shutil.rmtree(base)
+        shutil.rmtree(deep)

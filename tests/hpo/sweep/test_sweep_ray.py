@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(480)]
 
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
@@ -112,9 +112,11 @@ def test_killed_train_worker_is_retried_from_its_checkpoint(cluster, tmp_path):
     outcome: dict[str, Any] = {}
     sweep = threading.Thread(target=lambda: outcome.update(result=run_sweep(setup, _grid([0.1]), cluster)))
     sweep.start()
-    pid = _wait_for(lambda: next((int(p.read_text()) for p in hold.glob("*.pid")), None), 180)
+    pid = _wait_for(lambda: next((int(p.read_text()) for p in hold.glob("*.pid")), None), 240)
+    # epoch 1's checkpoint has reached Train's checkpoint manager (and Tune) before the kill
+    _wait_for(lambda: any(e["event"] == "result" for e in _events(Path(setup.sweep_dir))), 120)
     os.kill(pid, signal.SIGKILL)  # the Train worker process, mid-trial (it waits at epoch 2)
-    sweep.join(240)
+    sweep.join(300)
     result = outcome["result"]
     [trial] = result.trials
     assert trial["state"] == "TERMINATED" and trial["last_epoch"] == 3
@@ -126,7 +128,7 @@ def test_resume_after_the_driver_is_killed(cluster, tmp_path):
     from hpo.api import resume_sweep, sweep_status
 
     sweep_dir = tmp_path / "dkill"
-    setup = _setup(sweep_dir, epochs=3, max_concurrent=1, options={"steps_per_epoch": 4000})
+    setup = _setup(sweep_dir, epochs=3, max_concurrent=1, options={"steps_per_epoch": 300})
     lrs = [0.1, 0.05, 0.02, 0.01]
     args = tmp_path / "args.json"
     args.write_text(json.dumps({"setup": setup.__dict__, "lrs": lrs, "ray_address": cluster.address}))

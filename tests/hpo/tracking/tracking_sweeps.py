@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -99,3 +100,43 @@ def files_containing(root: Path, secrets: tuple[str, ...]) -> list[str]:
             data = path.read_bytes()
             hits += [f"{path}: {s}" for s in secrets if s.encode() in data]
     return hits
+
+
+def gated_trainable(config: dict[str, Any]) -> None:
+    """Like cheap_trainable, but "good" pauses before epoch 3 until the test opens the gate
+    (`<gate>/reached` tells the test it is there; the test writes `<gate>/release`)."""
+    gate = Path(config["gate"])
+    for epoch in range(1, EPOCHS + 1):
+        if config["case"] == "good" and epoch == 3:
+            (gate / "reached").write_text("epoch 3")
+            while not (gate / "release").exists():
+                time.sleep(0.1)
+        quality = 0.9 if config["case"] == "good" else 0.1
+        val = quality * epoch / EPOCHS
+        tune.report({"epoch": epoch, "val_mAP50": val, "val_mAP": val / 2, "val_loss": 1 - val,
+                     "train_loss": 1.1 - val, "lr": config["train"]["optim"]["lr"]})
+
+
+def wait_for_file(path: Path, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.1)  # polling for an event, not a timed assertion
+
+
+def write_metrics_concurrently(tracking_uri: str, experiment: str, parent_run_id: str, writer_index: int,
+                               steps: int) -> str:
+    """One of the concurrent writers: its own run under the parent, `steps` x 5 metrics, then flush."""
+    from hpo.tracking.writer import MlflowWriter
+
+    writer = MlflowWriter(tracking_uri, experiment)
+    handle = f"writer:{writer_index}"
+    writer.ensure_run(handle, lookup_tags={"writer": str(writer_index)},
+                      tags={"mlflow.parentRunId": parent_run_id}, run_name=f"writer_{writer_index}")
+    for step in range(steps):
+        writer.log_metrics(handle, {k: step * 0.01 + writer_index for k in
+                                    ("val_mAP50", "val_mAP", "val_loss", "train_loss", "lr")}, step=step)
+    writer.terminate(handle, "FINISHED")
+    assert writer.close(timeout=240), writer.last_error
+    return writer.runs[handle].run_id

@@ -1,0 +1,70 @@
+"""`grounding_dino dataset generate` -> `dataset check`, through the real CLI entry point."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import yaml
+
+from gdino.data import build_dataset
+from hpo.cli import main as cli_main
+
+
+def test_generate_then_check_passes(tmp_path, capsys):
+    out = tmp_path / "shapes"
+    assert cli_main(["dataset", "generate", str(out), "--num-train", "6", "--num-val", "4", "--num-infer", "2",
+                     "--image-size", "64", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    overrides = [line.strip().strip("\\").strip().strip("'") for line in printed.splitlines() if "=" in line]
+    assert any(o.startswith("dataset.train_data_sources=") for o in overrides)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"model": {"max_text_len": 256}}))
+    assert cli_main(["dataset", "check", "-e", str(spec), *overrides]) == 0
+    report = capsys.readouterr().out
+    assert "6 images" in report and "4 images" in report and "dataset check: OK" in report
+    for sub in ("train/images.tar.gz", "train/annotations_odvg.jsonl", "train/annotations_odvg_labelmap.json",
+                "eval/images.tar.gz", "eval/annotations.json"):
+        assert (out / sub).is_file(), sub
+
+
+def test_generate_rejects_nonsense_arguments(tmp_path, capsys):
+    assert cli_main(["dataset", "generate", str(tmp_path / "x"), "--image-size", "8"]) == 2
+    assert "--image-size" in capsys.readouterr().err
+    assert cli_main(["dataset", "generate", str(tmp_path / "x"), "--num-classes", "99"]) == 2
+    assert "--num-classes" in capsys.readouterr().err
+    assert cli_main(["dataset", "generate", str(tmp_path / "x"), "--object-size", "0.5", "0.1"]) == 2
+    assert "--object-size" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_archive_with_one_top_level_folder_is_found(shapes, tmp_path):
+    """`tar czf images.tar.gz images/` puts every file under images/; file names stay relative."""
+    wrapped = tmp_path / "images.tar.gz"
+    with tarfile.open(shapes["eval_images"]) as src, tarfile.open(wrapped, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            member.name = f"images/{member.name}"
+            dst.addfile(member, io.BytesIO(data))
+    cfg = {"dataset": {"val_data_sources": {"image_dir": str(wrapped), "json_file": str(shapes["eval_json"])},
+                       "augmentation": {"test_random_resize": 80}}, "model": {}}
+    ds = build_dataset(cfg, "val")
+    assert len(ds) == len(json.loads(shapes["eval_json"].read_text())["images"]) and ds[0]["image"].shape[0] == 3
+
+
+def test_build_dataset_reads_the_validated_experiment_config(shapes):
+    from gdino.data.generate import spec_overrides
+    from gdino.spec import load_spec
+
+    cfg = load_spec({}, [*spec_overrides(shapes), "dataset.augmentation.scales=[64,80]",
+                         "dataset.augmentation.train_random_resize=[64,80]",
+                         "dataset.augmentation.train_random_crop_min=48",
+                         "dataset.augmentation.train_random_crop_max=80",
+                         "dataset.augmentation.random_resize_max_size=80",
+                         "dataset.augmentation.test_random_resize=80", "dataset.max_labels=3"])
+    train = build_dataset(cfg, "train", seed=0)
+    item = train[0]
+    assert item["image"].shape == (3, 80, 80) and len(item["target"]["phrases"]) <= 3
+    for split in ("val", "test"):
+        assert build_dataset(cfg, split)[0]["target"]["category_ids"] == list(range(6))
+    assert len(build_dataset(cfg, "infer")) == 3

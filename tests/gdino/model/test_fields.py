@@ -1,0 +1,34 @@
+"""The model.* support table: complete, refusals typed, markdown in sync."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gdino.config import ModelConfig
+from gdino.errors import UnsupportedError
+from gdino.model.fields import MODEL_FIELDS, check_model_config, markdown_table
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "model_fields.md"
+
+
+def test_every_model_field_is_in_the_table():
+    assert set(MODEL_FIELDS) == set(ModelConfig.model_fields)
+
+
+def test_tao_defaults_are_all_supported():
+    check_model_config(ModelConfig())
+
+
+@pytest.mark.parametrize("change, field", [({"dn_number": 100}, "dn_number"), ({"pre_norm": True}, "pre_norm"),
+                                           ({"decoder_sa_type": "ca_label"}, "decoder_sa_type"),
+                                           ({"hidden_dim": 100}, "hidden_dim"), ({"dec_layers": 1}, "dec_layers"),
+                                           ({"pe_temperatureH": 10}, "pe_temperatureH"),
+                                           ({"loss_types": ["masks"]}, "loss_types")])
+def test_unsupported_values_are_refused_by_name(change, field):
+    with pytest.raises(UnsupportedError, match=f"model.{field}"):
+        check_model_config(ModelConfig(**change))
+
+
+def test_markdown_doc_is_generated_from_the_table():
+    assert DOC.read_text() == markdown_table()
