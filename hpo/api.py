@@ -34,13 +34,17 @@ def launch_sweep(spec_or_path: Any, overrides: Optional[Sequence[str]] = None,
                  ray_address: Optional[str] = None, *, sweep_dir: Optional[str | Path] = None,
                  backend: str = "train", train_fn: str = GDINO_TRAIN_FN,
                  train_fn_options: Optional[Mapping[str, Any]] = None, plan: Optional[SweepPlan] = None,
-                 tracking: bool = True, num_cpus: Optional[int] = None,
-                 object_store_memory: Optional[int] = None) -> SweepResult:
+                 tracking: bool = True, progress: bool = True, promote: bool = True,
+                 num_cpus: Optional[int] = None, object_store_memory: Optional[int] = None) -> SweepResult:
     """Run a sweep of the spec (a path, a dict or an ExperimentConfig) to its first budget.
 
     backend "train" runs each trial as a Ray Train run (the real path); "function" trains inside the
     Tune actor (cheap; for small single-device trials). `train_fn` ("module:function") and `plan`
-    replace the Grounding DINO training and the spec's algorithm (tests, benchmarks)."""
+    replace the Grounding DINO training and the spec's algorithm (tests, benchmarks).
+
+    When the sweep finished and `automl.promote` is on (and `promote`), its best trial is promoted
+    (hpo.promote); the outcome is in `result.promotion` / `result.promotion_error` (a failed promotion
+    never loses the sweep's results)."""
     from hpo.sweep.cluster import ray_cluster
     from hpo.sweep.engine import run_sweep
 
@@ -64,8 +68,11 @@ def launch_sweep(spec_or_path: Any, overrides: Optional[Sequence[str]] = None,
     address = ray_address or automl.ray_address or os.environ.get("RAY_ADDRESS") or None
     log.info("sweep %s: algorithm %s, metric %s (%s)", setup.sweep_dir, automl.algorithm, metric, mode)
     with ray_cluster(address, directory, num_cpus=num_cpus, object_store_memory=object_store_memory) as cluster:
-        callbacks = _tracking_callbacks(setup, space, plan) if tracking else []
-        return run_sweep(setup, plan, cluster, callbacks=callbacks)
+        tracker = _make_tracker(setup, space, plan) if tracking else None
+        result = run_sweep(setup, plan, cluster, tracker=tracker, progress=progress)
+    if promote and automl.promote:
+        promote_result(result)
+    return result
 
 
 def resume_sweep(sweep_dir: str | Path, ray_address: Optional[str] = None, *,
@@ -152,7 +159,8 @@ def _plan_from_algorithm(cfg: Any, automl: Any, metric: str, mode: str) -> tuple
     space = build_search_space(cfg, epochs_are_fidelity=name in EPOCH_FIDELITY_ALGORITHMS)
     alg = make_algorithm(name, space, automl, metric, mode, automl.seed)
     epochs = _first_attr(alg, ("trial_epochs", "max_trial_epochs", "max_epochs"), None)
-    plan = SweepPlan(searcher=_first_attr(alg, ("searcher", "search_alg"), None),
+    plan = SweepPlan(algorithm=alg, rung_milestones=list(_first_attr(alg, ("budgets",), []) or []),
+                     searcher=_first_attr(alg, ("searcher", "search_alg"), None),
                      scheduler=_first_attr(alg, ("scheduler",), None),
                      num_samples=int(_first_attr(alg, ("num_samples",), automl.max_recommendations)),
                      param_space=dict(_first_attr(alg, ("param_space",), {}) or {}),
@@ -171,19 +179,43 @@ def _first_attr(obj: Any, names: Sequence[str], default: Any) -> Any:
     return default
 
 
-def _tracking_callbacks(setup: SweepSetup, space: Any, plan: SweepPlan) -> list[Any]:
+def promote_result(result: SweepResult) -> SweepResult:
+    """Promote the sweep's best trial with hpo.promote (lazily imported: an installation without it
+    skips promotion with a notice). Failures are recorded on the result, not raised."""
+    if result.best_trial_id is None:
+        log.warning("no trial finished with a score: nothing to promote")
+        return result
+    try:
+        from hpo.promote import promote_sweep
+    except ImportError as err:
+        log.warning("promotion skipped: hpo.promote is not available in this installation (%s)", err)
+        return result
+    try:
+        outcome = promote_sweep(result.sweep_dir)
+    except Exception as err:  # the sweep's results stay where they are; resume promotion by hand
+        step = getattr(err, "step", None)
+        result.promotion_error = f"promotion failed{f' at {step}' if step else ''}: {type(err).__name__}: {err}"
+        log.error("%s (the sweep's results are intact in %s)", result.promotion_error, result.sweep_dir)
+        return result
+    summary = getattr(outcome, "summary", None)
+    result.promotion = summary() if callable(summary) else str(outcome)
+    return result
+
+
+def _make_tracker(setup: SweepSetup, space: Any, plan: SweepPlan) -> Any:
     """The MLflow parent/child runs (hpo.tracking), when that package is installed."""
     try:
         from hpo.tracking.mlflow_callback import MlflowSweepCallback, default_tracking_uri
     except ImportError:
         log.warning("hpo.tracking is not available: the sweep is not tracked in MLflow")
-        return []
+        return None
     mlflow_cfg = setup.mlflow or {}
     uri = mlflow_cfg.get("tracking_uri") or default_tracking_uri(
         setup.base_spec.get("results_dir") or setup.sweep_dir)
     sweep_params = {k: v for k, v in setup.automl.items() if k not in ("range_override",)}
-    return [MlflowSweepCallback(
+    return MlflowSweepCallback(
         uri, mlflow_cfg.get("experiment_name", "grounding_dino"), Path(setup.sweep_dir).name, sweep_params,
         setup.base_spec, space.table() if space is not None else [],
         system_metrics=bool(mlflow_cfg.get("system_metrics", True)), metric=setup.metric, mode=setup.mode,
-        max_epochs=setup.trial_epochs)]
+        max_epochs=int(plan.trial_epochs or setup.trial_epochs),
+        rung_milestones=plan.rung_milestones if plan.multi_fidelity else ())

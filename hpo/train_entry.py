@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or a private local instance")
     parser.add_argument("--sweep-dir", "--sweep_dir", dest="sweep_dir", default=None,
                         help="where the sweep writes (default <automl.storage_path or results_dir/automl>/sweep_*)")
+    parser.add_argument("--backend", choices=("train", "function"), default="train",
+                        help="train: each trial is a Ray Train run (default); function: trains inside the Tune "
+                             "actor (single-device trials, less overhead)")
+    parser.add_argument("--train-fn", "--train_fn", dest="train_fn", default=None,
+                        help=argparse.SUPPRESS)  # "module:function" replacing gdino's training (tests, benchmarks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +39,13 @@ def run(args: argparse.Namespace) -> int:
         return _plain_training(args, cfg)
     from hpo.api import launch_sweep
 
-    result = launch_sweep(cfg, ray_address=args.ray_address, sweep_dir=args.sweep_dir)
+    extra = {"train_fn": args.train_fn} if getattr(args, "train_fn", None) else {}
+    result = launch_sweep(cfg, ray_address=args.ray_address, sweep_dir=args.sweep_dir,
+                          backend=getattr(args, "backend", "train"), **extra)
     print(result.to_text())
-    return 0
+    print(f"sweep dir: {result.sweep_dir}")
+    # a failed promotion leaves the sweep's results in place but is still a failure of the command
+    return 1 if result.promotion_error else 0
 
 
 def _plain_training(args: argparse.Namespace, cfg) -> int:

@@ -708,6 +708,13 @@ class ExperimentConfig(TaoSection):
     automl_policy: Literal['auto', 'off'] = tao_field(
         'auto', value_type='categorical', title='AutoML policy', valid_options=['auto', 'off'],
         description="Ours. 'auto': `train` runs an AutoML sweep; 'off': plain training (one run).")
+
+    @field_validator('automl_policy', mode='before')
+    @classmethod
+    def _yaml_bool_policy(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` (e.g. the override `automl_policy=off`) as False
+        return {False: 'off', True: 'auto'}.get(value, value) if isinstance(value, bool) else value
+
     automl: AutoMLConfig = section(AutoMLConfig, title='AutoML', description='Ours. Search space, algorithm, budgets.',
                                    x_ours=True)
     mlflow: MLflowConfig = section(

@@ -54,6 +54,20 @@ class TrialContext:
     max_failures: int = 2
     stale_timeout_s: float = 1800.0
     tune_checkpoints: bool = False
+    multi_fidelity: bool = False  # epochs are the algorithm's fidelity (never a searched value)
+
+
+EPOCH_PARAM = "train.num_epochs"
+
+
+def trial_epoch_budget(config: dict[str, Any], ctx: TrialContext) -> int:
+    """The epochs this trial runs: the algorithm's per-trial budget when it sets one, else a searched
+    `train.num_epochs` (only non-multi-fidelity algorithms search it), else the sweep's trial budget."""
+    if config.get(EPOCHS_KEY):
+        return int(config[EPOCHS_KEY])
+    if not ctx.multi_fidelity and config.get(EPOCH_PARAM):
+        return int(config[EPOCH_PARAM])
+    return int(ctx.trial_epochs)
 
 
 def trial_results_dir(sweep_dir: str | Path, trial_id: str) -> Path:
@@ -65,7 +79,10 @@ def build_trial_spec(base_spec: dict[str, Any], flat: dict[str, Any], epochs: in
     """base spec + sampled values + the trial's epoch budget (lr_steps rescaled) + its own results_dir."""
     from hpo.space import apply_config, apply_epoch_budget
 
-    spec = apply_epoch_budget(apply_config(copy.deepcopy(base_spec), flat), epochs)
+    # a searched num_epochs arrives as `epochs`: applied by the budget, which rescales lr_steps from the
+    # base spec's epochs
+    sampled = {k: v for k, v in flat.items() if k != EPOCH_PARAM}
+    spec = apply_epoch_budget(apply_config(copy.deepcopy(base_spec), sampled), epochs)
     spec["results_dir"] = results_dir
     train = spec.setdefault("train", {})
     for key in ("checkpoint_interval", "validation_interval"):  # TAO: min(spec value, num_epochs)
@@ -81,7 +98,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
     trial_id = ray.tune.get_context().get_trial_id()
     flat = {k: v for k, v in config.items() if not k.startswith("__")}
-    epochs = int(config.get(EPOCHS_KEY) or ctx.trial_epochs)
+    epochs = trial_epoch_budget(config, ctx)
     results_dir = trial_results_dir(ctx.sweep_dir, trial_id)
     results_dir.mkdir(parents=True, exist_ok=True)
     spec = build_trial_spec(ctx.base_spec, flat, epochs, str(results_dir))

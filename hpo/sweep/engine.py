@@ -46,6 +46,17 @@ class SweepPlan:
     trial_epochs: Optional[int] = None
     pauses: bool = False
     multi_fidelity: bool = False
+    # the hpo.algorithms Algorithm behind searcher/scheduler (None for hand-built plans): it decides
+    # what Tune's max_concurrent_trials may be (pausing algorithms cap running trials themselves)
+    algorithm: Any = None
+    rung_milestones: list[int] = field(default_factory=list)  # epochs where trials stop or pause
+
+    def tune_max_concurrent(self, max_running: Optional[int]) -> Optional[int]:
+        """Tune's max_concurrent_trials for a cap of `max_running` RUNNING trials. Tune counts paused
+        trials as live, so a pausing scheduler under that cap deadlocks once a rung holds more paused
+        trials than the cap: the algorithm then enforces the cap itself and Tune gets None."""
+        hook = getattr(self.algorithm, "tune_max_concurrent", None)
+        return hook(max_running) if hook is not None else max_running
 
 
 @dataclass
@@ -65,6 +76,7 @@ class SweepSetup:
     resources: Optional[dict[str, Any]] = None
     max_concurrent: Optional[int] = None
     mlflow: Optional[dict[str, Any]] = None
+    rung_milestones: list[int] = field(default_factory=list)
 
     def save(self) -> None:
         path = Path(self.sweep_dir) / SETUP_NAME
@@ -101,6 +113,8 @@ class SweepResult:
     best_epoch: Optional[int]
     best_checkpoint: Optional[str]
     trials: list[dict[str, Any]]
+    promotion: Optional[str] = None        # hpo.promote's summary, when the best trial was promoted
+    promotion_error: Optional[str] = None  # which promotion step failed (the sweep itself succeeded)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +131,10 @@ class SweepResult:
         if self.best_trial_id:
             lines.append(f"best: trial {self.best_trial_id} {self.metric}={self.best_score:.4f} at epoch "
                          f"{self.best_epoch}; checkpoint {self.best_checkpoint}")
+        if self.promotion:
+            lines.append(f"promoted: {self.promotion}")
+        if self.promotion_error:
+            lines.append(self.promotion_error)
         return "\n".join(lines)
 
 
@@ -128,7 +146,7 @@ def trial_context(setup: SweepSetup) -> TrialContext:
                         resources=TrialResources(**setup.resources), train_fn=setup.train_fn,
                         train_fn_options=setup.train_fn_options, keep_checkpoints=automl.keep_checkpoints,
                         max_failures=automl.max_failures, stale_timeout_s=automl.stale_timeout_s,
-                        tune_checkpoints=setup.tune_checkpoints)
+                        tune_checkpoints=setup.tune_checkpoints, multi_fidelity=setup.multi_fidelity)
 
 
 def make_trainable(setup: SweepSetup) -> Any:
@@ -156,6 +174,7 @@ def prepare(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster) -> None:
         setup.trial_epochs = int(plan.trial_epochs)
     setup.tune_checkpoints = bool(plan.pauses)
     setup.multi_fidelity = bool(plan.multi_fidelity)
+    setup.rung_milestones = [int(m) for m in plan.rung_milestones]
 
 
 def _owns_metric(obj: Any) -> bool:
@@ -163,7 +182,10 @@ def _owns_metric(obj: Any) -> bool:
 
 
 def run_sweep(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster,
-              callbacks: Optional[list[Any]] = None) -> SweepResult:
+              callbacks: Optional[list[Any]] = None, tracker: Any = None,
+              progress: bool = True) -> SweepResult:
+    """Run the sweep to its first budget. `tracker`: an hpo.tracking MlflowSweepCallback (finished, with
+    the report, at the end); `progress`: print the live trial table."""
     from ray import tune
 
     Path(setup.sweep_dir).mkdir(parents=True, exist_ok=True)
@@ -183,15 +205,27 @@ def run_sweep(setup: SweepSetup, plan: SweepPlan, cluster: RayCluster,
         tune_config=tune.TuneConfig(
             metric=setup.metric if give_metric else None, mode=setup.mode if give_metric else None,
             search_alg=plan.searcher, scheduler=plan.scheduler, num_samples=plan.num_samples,
-            max_concurrent_trials=setup.max_concurrent, reuse_actors=False),
+            max_concurrent_trials=plan.tune_max_concurrent(setup.max_concurrent), reuse_actors=False),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=str(Path(setup.sweep_dir).resolve() / TUNE_DIR),
             # trial-level retries would restart from scratch: worker failures are retried by Train
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=automl.keep_checkpoints)
             if setup.tune_checkpoints else None,
-            stop=BudgetStopper(monitor), callbacks=[monitor, *(callbacks or [])], verbose=0))
-    return _finish(setup, tuner)
+            stop=BudgetStopper(monitor),
+            callbacks=[monitor, *_observers(setup, plan.num_samples, tracker, progress), *(callbacks or [])],
+            verbose=0))
+    return _finish(setup, tuner, tracker)
+
+
+def _observers(setup: SweepSetup, total_trials: int, tracker: Any, progress: bool) -> list[Any]:
+    observers = [tracker] if tracker is not None else []
+    if progress:
+        from hpo.tracking.progress import SweepProgressCallback
+
+        observers.append(SweepProgressCallback(setup.metric, setup.mode, max_epochs=setup.trial_epochs,
+                                               total_trials=total_trials))
+    return observers
 
 
 def restore_sweep(sweep_dir: str | Path, cluster: RayCluster) -> SweepResult:
@@ -206,13 +240,24 @@ def restore_sweep(sweep_dir: str | Path, cluster: RayCluster) -> SweepResult:
     _update_status(setup.sweep_dir, state="running", driver_pid=os.getpid(), resumed_at=time.time())
     tuner = tune.Tuner.restore(str(path), trainable=make_trainable(setup), resume_unfinished=True,
                                resume_errored=False, restart_errored=False)
-    return _finish(setup, tuner)
+    return _finish(setup, tuner, restored_tracker(tuner))
 
 
-def _finish(setup: SweepSetup, tuner: Any) -> SweepResult:
+def restored_tracker(tuner: Any) -> Any:
+    """The MLflow tracker inside a restored Tuner: Tune unpickled it with its trial table (get_state /
+    set_state), and it finds its runs again by their tags; None when the sweep was not tracked."""
+    from hpo.tracking.mlflow_callback import MlflowSweepCallback
+
+    run_config = tuner._local_tuner.get_run_config()  # Tuner has no public accessor in Ray 2.60
+    return next((c for c in run_config.callbacks or () if isinstance(c, MlflowSweepCallback)), None)
+
+
+def _finish(setup: SweepSetup, tuner: Any, tracker: Any = None) -> SweepResult:
     try:
         tuner.fit()
     except Exception as err:  # Tune's own errors (not trial errors, which are recorded per trial)
+        if tracker is not None:
+            tracker.finish(None, f"error: {err}", status="FAILED")
         raise SweepError(f"the sweep stopped with an error: {err}",
                          hint=f"resume it with `grounding_dino automl resume {setup.sweep_dir}`") from err
     status = read_status(setup.sweep_dir)
@@ -224,10 +269,36 @@ def _finish(setup: SweepSetup, tuner: Any) -> SweepResult:
     detail = status.get("stop_detail") or "every planned trial finished"
     _write_final_status(setup.sweep_dir, reason, detail)
     result = collect_result(setup)
+    if tracker is not None:
+        report_sweep(setup, result, tracker)
     if reason == "fail_fast":
         raise SweepError(f"sweep stopped: {detail}",
                          hint=f"fix the error (trial logs under {setup.sweep_dir}/tune) and launch again")
     return result
+
+
+def report_sweep(setup: SweepSetup, result: SweepResult, tracker: Any) -> None:
+    """The report (<results_dir>/report), the parent run's best trial + report (waits for MLflow), and
+    the summary printed at the end. A report that cannot be drawn never fails the sweep."""
+    from hpo.tracking.report import build_report, summary_text
+
+    results_dir = Path(setup.base_spec.get("results_dir") or setup.sweep_dir)
+    reason = f"{result.stop_reason}: {result.stop_detail}" if result.stop_detail else str(result.stop_reason)
+    report = None
+    try:
+        report = build_report(tracker.trial_table(), results_dir / "report", metric=setup.metric,
+                              mode=setup.mode, space_table=getattr(tracker, "space_table", None),
+                              stop_reason=reason)
+    except Exception:  # plotting problems (fonts, backends) must not lose the sweep
+        log.exception("the sweep report could not be built")
+    best = None
+    if result.best_trial_id is not None:
+        best = {"trial_id": result.best_trial_id, "score": result.best_score, "params": result.best_config,
+                "metrics": {setup.metric: result.best_score, "epoch": result.best_epoch}}
+    tracker.finish(best, reason, report_dir=report.directory if report is not None else None,
+                   status="FAILED" if result.stop_reason == "fail_fast" else "FINISHED")
+    print(summary_text(tracker.trial_table(), metric=setup.metric, mode=setup.mode, stop_reason=reason,
+                       results_dir=results_dir, tracking_uri=tracker.tracking_uri, report=report), flush=True)
 
 
 def _write_final_status(sweep_dir: str, reason: str, detail: str) -> None:

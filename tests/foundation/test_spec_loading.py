@@ -245,3 +245,11 @@ def test_spec_errors_are_gdino_errors_with_exit_code_2():
     with pytest.raises(GdinoError) as excinfo:
         load_spec({"model": {"x": 1}})
     assert excinfo.value.exit_code == 2
+
+
+def test_automl_policy_off_override_survives_yaml_bool():
+    """`automl_policy=off` is read by YAML as False: it must still mean 'off' (and `on` means 'auto')."""
+    from gdino.spec import load_spec
+
+    assert load_spec(None, ["automl_policy=off"]).automl_policy == "off"
+    assert load_spec(None, ["automl_policy=on"]).automl_policy == "auto"

@@ -1,0 +1,447 @@
+"""Promotion of a finished sweep's best trial (issue 7 part 5, notes/tao.md §3.7):
+
+    select    the best trial by the sweep's rule (hpo.sweep.engine.best_record over the ledger)
+    stage     its best checkpoint, merged spec and recommendation_<trial_id>.yaml into a temp dir
+    export    ONNX with TAO's interface (trt.export)
+    evaluate  the ONNX file with ONNX Runtime on dataset.test_data_sources (else val_data_sources)
+    engine    a TensorRT engine when TensorRT is available, else recorded as skipped with the reason
+    publish   the temp dir renamed to <results_dir>/best_model (complete or absent, never half-written)
+    register  MLflow: a promotion run, the ONNX logged as a model and registered under
+              automl.registered_model_name, with version tags (sweep, trial, source run, evaluation)
+    champion  alias `champion` moved only when the new version beats the current champion on the same
+              evaluation data (the old one keeps `previous`)
+
+The deployed artifact (the ONNX file) is what gets evaluated: the champion's ONNX can then be re-evaluated
+with the same backend on today's data when the champion was scored on other data. Every step that fails
+raises PromotionError naming the step; the champion alias is the last thing written, so a failure
+anywhere leaves it where it was.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import yaml
+
+from gdino.errors import DependencyMissing, GdinoError, SweepError
+
+log = logging.getLogger(__name__)
+
+BEST_MODEL_DIR = "best_model"
+CHAMPION, PREVIOUS = "champion", "previous"
+COMPARE_METRIC = "AP50"  # the champion comparison: the evaluation's AP50 on the same data
+CHECKPOINT_NAMES = ("model.ckpt", "model.pth", "model.safetensors")
+CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".safetensors", ".bin")
+
+T = TypeVar("T")
+
+
+class PromotionError(SweepError):
+    """A promotion step failed; `step` says which (select, stage, export, evaluate, engine, publish,
+    register, champion). The champion alias is untouched."""
+
+    def __init__(self, step: str, message: str, *, hint: Optional[str] = None) -> None:
+        super().__init__(f"promotion failed at step '{step}': {message}", hint=hint)
+        self.step = step
+
+
+@dataclass
+class ChampionDecision:
+    moved: bool
+    reason: str
+    previous_version: Optional[str] = None
+    previous_score: Optional[float] = None
+
+
+@dataclass
+class PromotionResult:
+    sweep_dir: str
+    sweep_id: str
+    trial_id: str
+    trial_score: float
+    metric: str
+    best_model_dir: str
+    checkpoint: str
+    onnx_file: str
+    evaluation: dict[str, Any]
+    evaluation_split: str
+    dataset_hash: str
+    engine_file: Optional[str] = None
+    engine_skipped: Optional[str] = None
+    registered_model: Optional[str] = None
+    model_version: Optional[str] = None
+    promotion_run_id: Optional[str] = None
+    source_run_id: Optional[str] = None
+    champion: Optional[ChampionDecision] = None
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        ap50 = self.evaluation.get(COMPARE_METRIC)
+        lines = [f"promoted trial {self.trial_id} of sweep {self.sweep_id} ({self.metric}={self.trial_score:.4f})",
+                 f"  best model: {self.best_model_dir}",
+                 f"  ONNX: {self.onnx_file}",
+                 f"  evaluation on {self.evaluation_split}: {COMPARE_METRIC}="
+                 + (f"{ap50:.4f}" if isinstance(ap50, (int, float)) else "-"),
+                 f"  TensorRT engine: {self.engine_file or 'skipped: ' + str(self.engine_skipped)}"]
+        if self.registered_model:
+            lines.append(f"  MLflow: {self.registered_model} version {self.model_version} "
+                         f"(run {self.promotion_run_id})")
+        if self.champion:
+            lines.append(f"  champion: {'moved' if self.champion.moved else 'kept'} ({self.champion.reason})")
+        return "\n".join(lines)
+
+    to_text = summary  # `grounding_dino automl promote` prints results through to_text
+
+
+# ------------------------------------------------------------------------------------------ entry
+def promote_sweep(sweep_dir: str | Path, *, tracking: bool = True) -> PromotionResult:
+    """Promote the best trial of the sweep in `sweep_dir` (see the module docstring for the steps)."""
+    from hpo.sweep.engine import SweepSetup
+
+    setup = SweepSetup.load(sweep_dir)
+    sweep_id = Path(setup.sweep_dir).name
+    trial = _step("select", lambda: _best_trial(setup))
+    results_dir = Path(setup.base_spec.get("results_dir") or setup.sweep_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{BEST_MODEL_DIR}-", dir=results_dir))
+    try:
+        spec, staged_checkpoint = _step("stage", lambda: _stage(setup, trial, staging))
+        cfg = _step("stage", lambda: _load_cfg(spec))
+        onnx_file = _step("export", lambda: _export(cfg, staging))
+        split, source = _evaluation_source(spec)
+        evaluation = _step("evaluate", lambda: _evaluate_onnx(cfg, onnx_file, source, staging / "evaluate"))
+        engine_file, engine_skipped = _step("engine", lambda: _build_engine(cfg, onnx_file))
+        best_dir = _step("publish", lambda: _publish(staging, results_dir / BEST_MODEL_DIR))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    rebase = lambda p: str(best_dir / Path(p).relative_to(staging)) if p else None  # noqa: E731
+    result = PromotionResult(
+        sweep_dir=setup.sweep_dir, sweep_id=sweep_id, trial_id=trial.trial_id, trial_score=float(trial.score),
+        metric=setup.metric, best_model_dir=str(best_dir), checkpoint=rebase(staged_checkpoint),
+        onnx_file=rebase(onnx_file), evaluation=evaluation, evaluation_split=split,
+        dataset_hash=dataset_identity(source), engine_file=rebase(engine_file), engine_skipped=engine_skipped,
+        steps=["select", "stage", "export", "evaluate", "engine", "publish"])
+    (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    if tracking:
+        _register(setup, result, cfg, source)
+        (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    log.info("%s", result.summary())
+    return result
+
+
+def _step(name: str, action: Callable[[], T]) -> T:
+    """Run one step; any failure becomes a PromotionError naming it (user errors keep their hint)."""
+    try:
+        return action()
+    except PromotionError:
+        raise
+    except GdinoError as err:
+        raise PromotionError(name, str(err), hint=getattr(err, "hint", None)) from err
+    except Exception as err:  # noqa: BLE001 - whatever broke, the user must learn which step it was
+        raise PromotionError(name, f"{type(err).__name__}: {_redacted(str(err))}") from err
+
+
+# ------------------------------------------------------------------------------------------ select / stage
+def _best_trial(setup: Any) -> Any:
+    from hpo.sweep.engine import best_record
+    from hpo.sweep.ledger import Ledger
+
+    records = Ledger(setup.sweep_dir, setup.metric, setup.mode).trials()
+    best = best_record(records, setup.mode, setup.multi_fidelity)
+    if best is None:
+        raise PromotionError("select", f"no trial of {setup.sweep_dir} finished with a {setup.metric} score",
+                             hint="run or resume the sweep until at least one trial finishes")
+    if not best.checkpoint:
+        raise PromotionError("select", f"the best trial {best.trial_id} saved no checkpoint",
+                             hint="check automl.keep_checkpoints and the trial's logs")
+    return best
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The weights file of a ledger checkpoint (a Train/Tune checkpoint dir, or a file)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        found = sorted(p for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+        if found:
+            return found[0]
+    raise PromotionError("stage", f"checkpoint {path} is missing or holds no weights file",
+                         hint="the trial's checkpoints may have been deleted; promote after re-running it")
+
+
+def _trial_spec(setup: Any, trial: Any) -> dict[str, Any]:
+    """The trial's merged spec (written by the trial driver), else base spec + the trial's config."""
+    path = Path(setup.sweep_dir, "trials", trial.trial_id, "spec.yaml")
+    if path.is_file():
+        return yaml.safe_load(path.read_text()) or {}
+    from hpo.space import apply_config
+
+    return apply_config(json.loads(json.dumps(setup.base_spec)), trial.config or {})
+
+
+def _stage(setup: Any, trial: Any, staging: Path) -> tuple[dict[str, Any], Path]:
+    source = checkpoint_file(trial.checkpoint)
+    target = staging / f"model{source.suffix}"
+    shutil.copy2(source, target)
+    spec = _trial_spec(setup, trial)
+    spec["results_dir"] = str(Path(setup.base_spec.get("results_dir") or setup.sweep_dir) / BEST_MODEL_DIR)
+    (staging / "spec.yaml").write_text(yaml.safe_dump(_redacted_spec(spec), sort_keys=False))
+    recommendation = {"trial_id": trial.trial_id, "metric": setup.metric, "score": trial.score,
+                      "best_epoch": trial.best_epoch, "config": trial.config}
+    (staging / f"recommendation_{trial.trial_id}.yaml").write_text(yaml.safe_dump(recommendation, sort_keys=False))
+    # the in-memory spec keeps secrets (the model may need an encryption_key); only the files are redacted
+    spec.setdefault("export", {})["checkpoint"] = str(target)
+    return spec, target
+
+
+def _load_cfg(spec: dict[str, Any]) -> Any:
+    from gdino.spec import load_spec
+
+    spec = {k: v for k, v in spec.items() if k not in ("automl",)}
+    return load_spec(spec)
+
+
+# ------------------------------------------------------------------------------------------ export / evaluate / engine
+def _export(cfg: Any, staging: Path) -> Path:
+    from trt.export import export_onnx
+
+    cfg.export.onnx_file = str(staging / "model.onnx")
+    return Path(export_onnx(cfg, overwrite=True))
+
+
+def _evaluation_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """TAO: test data when configured, else the validation data the sweep scored trials on."""
+    dataset = spec.get("dataset") or {}
+    for split, key in (("test", "test_data_sources"), ("val", "val_data_sources")):
+        source = dataset.get(key)
+        if isinstance(source, list):
+            source = source[0] if source else None
+        if isinstance(source, dict) and source.get("json_file") not in (None, "", "???"):
+            return split, {"json_file": str(source["json_file"]), "image_dir": str(source.get("image_dir") or "")}
+    raise PromotionError("evaluate", "no evaluation data: neither dataset.test_data_sources nor "
+                         "dataset.val_data_sources has a json_file",
+                         hint="set dataset.test_data_sources (image_dir, json_file) in the sweep's spec")
+
+
+def evaluate_onnx(cfg: Any, onnx_file: str | Path, source: dict[str, Any], results_dir: Path) -> dict[str, Any]:
+    """COCO metrics of `onnx_file` under ONNX Runtime on `source` (also used to re-score a champion)."""
+    from trt import actions
+
+    spec = cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else json.loads(json.dumps(cfg))
+    spec["dataset"]["test_data_sources"] = dict(source)
+    spec["evaluate"] = {**(spec.get("evaluate") or {}), "checkpoint": str(onnx_file), "trt_engine": None,
+                        "results_dir": str(results_dir), "input_height": None, "input_width": None}
+    metrics = actions.evaluate(spec)
+    return {k: v for k, v in metrics.items() if k not in ("model",)}
+
+
+def _evaluate_onnx(cfg: Any, onnx_file: Path, source: dict[str, Any], results_dir: Path) -> dict[str, Any]:
+    metrics = evaluate_onnx(cfg, onnx_file, source, results_dir)
+    if COMPARE_METRIC not in metrics:
+        raise PromotionError("evaluate", f"the evaluation returned no {COMPARE_METRIC}")
+    return metrics
+
+
+def dataset_identity(source: dict[str, Any]) -> str:
+    """sha256 of the annotations and the images (archive bytes, or a folder's names and sizes): two
+    evaluations compare only when this matches."""
+    digest = hashlib.sha256()
+    digest.update(Path(source["json_file"]).read_bytes())
+    images = Path(source.get("image_dir") or "")
+    if images.is_file():
+        with open(images, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    elif images.is_dir():
+        for path in sorted(p for p in images.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(images)}:{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def _build_engine(cfg: Any, onnx_file: Path) -> tuple[Optional[Path], Optional[str]]:
+    """(engine file, None), or (None, why it was skipped) when TensorRT or a GPU is missing here."""
+    from trt.engine import build_engine, settings_from_config
+
+    cfg.gen_trt_engine.onnx_file = str(onnx_file)
+    cfg.gen_trt_engine.trt_engine = str(onnx_file.with_suffix(".engine"))
+    settings = settings_from_config(cfg)
+    try:
+        return build_engine(settings), None
+    except DependencyMissing as err:
+        reason = f"{err}" + (f" ({err.hint})" if getattr(err, "hint", None) else "")
+        log.info("TensorRT engine skipped: %s", reason)
+        return None, reason
+
+
+def _publish(staging: Path, best_dir: Path) -> Path:
+    """Swap the staged dir in by rename: best_model/ is the old one or the new one, never a mix."""
+    old = None
+    if best_dir.exists():
+        old = best_dir.with_name(f".{best_dir.name}.old-{staging.name}")
+        best_dir.rename(old)
+    try:
+        staging.rename(best_dir)
+    except OSError:
+        if old is not None:
+            old.rename(best_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return best_dir
+
+
+# ------------------------------------------------------------------------------------------ MLflow
+def _register(setup: Any, result: PromotionResult, cfg: Any, source: dict[str, Any]) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri, experiment = _tracking_target(setup)
+    name = str((setup.automl or {}).get("registered_model_name") or "grounding_dino")
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = _step("register", lambda: _experiment_id(client, experiment, uri))
+    parent_id = _find_run(client, experiment_id, {"sweep_id": result.sweep_id, "gdino.run_type": "sweep"})
+    result.source_run_id = _find_run(client, experiment_id, {"sweep_id": result.sweep_id,
+                                                              "trial_id": result.trial_id})
+    version = _step("register", lambda: _log_and_register(client, experiment_id, name, result, parent_id))
+    result.registered_model, result.model_version = name, str(version.version)
+    result.steps.append("register")
+    result.champion = _step("champion", lambda: _move_champion(client, name, result, cfg, source))
+    result.steps.append("champion")
+
+
+def _tracking_target(setup: Any) -> tuple[str, str]:
+    """The sweep's MLflow store (the rule hpo.api uses for the sweep's own runs)."""
+    from hpo.tracking.mlflow_callback import default_tracking_uri
+
+    section = setup.mlflow or {}
+    uri = section.get("tracking_uri") or default_tracking_uri(setup.base_spec.get("results_dir") or setup.sweep_dir)
+    return uri, str(section.get("experiment_name") or "grounding_dino")
+
+
+def _experiment_id(client: Any, experiment: str, uri: str) -> str:
+    from hpo.tracking.mlflow_callback import artifact_location_for
+
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(experiment, artifact_location=artifact_location_for(uri))
+
+
+def _find_run(client: Any, experiment_id: str, tags: dict[str, str]) -> Optional[str]:
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def _version_tags(result: PromotionResult) -> dict[str, str]:
+    tags = {"sweep_id": result.sweep_id, "trial_id": result.trial_id, "source_run_id": result.source_run_id or "",
+            "promotion_run_id": result.promotion_run_id or "", "eval_metric": COMPARE_METRIC,
+            f"eval_{COMPARE_METRIC}": repr(float(result.evaluation[COMPARE_METRIC])),
+            "eval_split": result.evaluation_split, "eval_dataset_hash": result.dataset_hash,
+            "trial_metric": result.metric, "trial_score": repr(result.trial_score),
+            "tensorrt_engine": "built" if result.engine_file else "skipped"}
+    return {k: _redacted(v) for k, v in tags.items()}
+
+
+def _log_and_register(client: Any, experiment_id: str, name: str, result: PromotionResult,
+                      parent_id: Optional[str]) -> Any:
+    import mlflow
+    import onnx
+
+    run_tags = {"gdino.run_type": "promotion", "sweep_id": result.sweep_id, "trial_id": result.trial_id,
+                "source_run_id": result.source_run_id or ""}
+    if parent_id:
+        run_tags["mlflow.parentRunId"] = parent_id
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"promote_{result.trial_id}", tags=run_tags) as run:
+        result.promotion_run_id = run.info.run_id
+        mlflow.log_metrics({f"eval_{k}": float(v) for k, v in result.evaluation.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_params({"eval_split": result.evaluation_split, "eval_dataset_hash": result.dataset_hash,
+                           "tensorrt_engine": result.engine_file or _redacted(str(result.engine_skipped))[:400]})
+        best_dir = Path(result.best_model_dir)
+        for artifact in ("spec.yaml", f"recommendation_{result.trial_id}.yaml", "promotion.json"):
+            if (best_dir / artifact).is_file():
+                mlflow.log_artifact(str(best_dir / artifact), "best_model")
+        info = mlflow.onnx.log_model(onnx.load(result.onnx_file), name="model", registered_model_name=name)
+    version = info.registered_model_version
+    if version is None:
+        raise RuntimeError(f"MLflow registered no version of {name}")
+    for key, value in _version_tags(result).items():
+        client.set_model_version_tag(name, str(version), key, value)
+    return client.get_model_version(name, str(version))
+
+
+def _current_champion(client: Any, name: str) -> Optional[Any]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no alias yet
+        return None
+
+
+def _champion_score(client: Any, name: str, champion: Any, result: PromotionResult, cfg: Any,
+                    source: dict[str, Any]) -> tuple[Optional[float], str]:
+    """The champion's AP50 on the data the new version was evaluated on: its tag when it was scored on
+    the same data, else a fresh ONNX Runtime evaluation of its ONNX file. (score, how it was obtained)."""
+    tags = champion.tags or {}
+    if tags.get("eval_dataset_hash") == result.dataset_hash and tags.get(f"eval_{COMPARE_METRIC}"):
+        return float(tags[f"eval_{COMPARE_METRIC}"]), "same evaluation data"
+    with tempfile.TemporaryDirectory(prefix="gdino-champion-") as tmp:
+        import mlflow
+
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{champion.version}",
+                                                         dst_path=tmp))
+        onnx_files = sorted(local.rglob("*.onnx"))
+        if not onnx_files:
+            raise PromotionError("champion", f"champion version {champion.version} of {name} holds no ONNX file, "
+                                 "and it was evaluated on other data", hint="set the alias by hand if intended")
+        metrics = evaluate_onnx(cfg, onnx_files[0], source, Path(tmp, "evaluate"))
+    return float(metrics[COMPARE_METRIC]), "champion re-evaluated with ONNX Runtime on the current data"
+
+
+def _move_champion(client: Any, name: str, result: PromotionResult, cfg: Any,
+                   source: dict[str, Any]) -> ChampionDecision:
+    new_score = float(result.evaluation[COMPARE_METRIC])
+    champion = _current_champion(client, name)
+    if champion is None:
+        client.set_registered_model_alias(name, CHAMPION, result.model_version)
+        return ChampionDecision(True, f"first champion of {name} ({COMPARE_METRIC}={new_score:.4f})")
+    if str(champion.version) == str(result.model_version):
+        return ChampionDecision(False, "already the champion", champion.version)
+    old_score, basis = _champion_score(client, name, champion, result, cfg, source)
+    if not new_score > old_score:
+        return ChampionDecision(False, f"{COMPARE_METRIC} {new_score:.4f} does not beat the champion's "
+                                f"{old_score:.4f} (version {champion.version}, {basis})", champion.version, old_score)
+    # champion first: if setting `previous` failed, the registry still names the better model
+    client.set_registered_model_alias(name, CHAMPION, result.model_version)
+    client.set_registered_model_alias(name, PREVIOUS, champion.version)
+    return ChampionDecision(True, f"{COMPARE_METRIC} {new_score:.4f} beats {old_score:.4f} of version "
+                            f"{champion.version} ({basis})", champion.version, old_score)
+
+
+# ------------------------------------------------------------------------------------------ secrets
+def _redacted(text: str) -> str:
+    from hpo.tracking.redact import redact_text
+
+    return redact_text(str(text))
+
+
+def _redacted_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    from hpo.tracking.redact import redact
+
+    return redact(spec)
