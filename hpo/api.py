@@ -51,6 +51,7 @@ def launch_sweep(spec_or_path: Any, overrides: Optional[Sequence[str]] = None,
     if backend not in ("train", "function"):
         raise SweepError(f"unknown backend {backend!r}", hint="use 'train' or 'function'")
     cfg, spec_dict = _load_spec(spec_or_path, overrides or ())
+    spec_dict = absolute_paths(spec_dict, Path.cwd())
     automl = cfg.automl
     metric = automl.metric
     mode = _metric_mode(metric)
@@ -111,6 +112,35 @@ def _alive(pid: Any) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+PATH_KEY_SUFFIXES = ("_dir", "_file", "_path", "label_map", "checkpoint")
+PATH_SECTIONS = ("dataset", "model", "train", "evaluate", "inference", "export", "gen_trt_engine", "quantize")
+
+
+def absolute_paths(spec_dict: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative file paths of the spec made absolute against `base` (the caller's working directory):
+    trials run in Ray workers whose working directory is their own, on any node."""
+    def fix(key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fix(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(key, v) for v in value]
+        if isinstance(value, str) and value and key.endswith(PATH_KEY_SUFFIXES) and _is_relative_path(value):
+            return str(base / value)
+        return value
+
+    out = dict(spec_dict)
+    for section in PATH_SECTIONS:
+        if isinstance(out.get(section), dict):
+            out[section] = fix(section, out[section])
+    if isinstance(out.get("results_dir"), str) and _is_relative_path(out["results_dir"]):
+        out["results_dir"] = str(base / out["results_dir"])
+    return out
+
+
+def _is_relative_path(value: str) -> bool:
+    return "://" not in value and not value.startswith(("/", "~", "$"))
 
 
 def _metric_mode(metric: str) -> str:

@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
                           backend=getattr(args, "backend", "train"), **extra)
     print(result.to_text())
     print(f"sweep dir: {result.sweep_dir}")
+    if result.best_trial_id is None:  # every trial failed or was interrupted: nothing to use
+        print(f"no trial finished with a score; see the trial errors above and in {result.sweep_dir}",
+              file=sys.stderr)
+        return 1
     # a failed promotion leaves the sweep's results in place but is still a failure of the command
     return 1 if result.promotion_error else 0
 

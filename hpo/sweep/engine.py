@@ -262,11 +262,13 @@ def _finish(setup: SweepSetup, tuner: Any, tracker: Any = None) -> SweepResult:
                          hint=f"resume it with `grounding_dino automl resume {setup.sweep_dir}`") from err
     status = read_status(setup.sweep_dir)
     records = Ledger(setup.sweep_dir, setup.metric, setup.mode).trials()
-    for rec in records.values():
-        if rec.state not in FINAL_STATES:  # started, but never reached Tune's saved state (driver death)
-            Ledger(setup.sweep_dir, setup.metric, setup.mode).append("abandoned", rec.trial_id)
-    reason = status.get("stop_reason") or "trials"
-    detail = status.get("stop_detail") or "every planned trial finished"
+    unfinished = [rec for rec in records.values() if rec.state not in FINAL_STATES]
+    for rec in unfinished:  # started, but never reached Tune's saved state (driver death, Ctrl-C)
+        Ledger(setup.sweep_dir, setup.metric, setup.mode).append("abandoned", rec.trial_id)
+    reason = status.get("stop_reason") or ("interrupted" if unfinished else "trials")
+    detail = status.get("stop_detail") or (
+        f"{len(unfinished)} trial(s) did not finish; resume with `grounding_dino automl resume {setup.sweep_dir}`"
+        if unfinished else "every planned trial finished")
     _write_final_status(setup.sweep_dir, reason, detail)
     result = collect_result(setup)
     if tracker is not None:

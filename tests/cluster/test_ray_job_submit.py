@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(480)]
 
 JOB_DIR = Path(__file__).parent / "job"
 RAY = Path(sys.executable).with_name("ray")
+GROUNDING_DINO = Path(sys.executable).with_name("grounding_dino")
 START_TIMEOUT_S = 180
 
 
@@ -112,9 +113,14 @@ def ray_head() -> Iterator[LocalRayHead]:
 def test_tiny_sweep_submitted_as_a_ray_job_succeeds(ray_head: LocalRayHead, tmp_path: Path) -> None:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
+    from hpo.api import sweep_status
+
+    results, sweep_dir = tmp_path / "results", tmp_path / "sweep"
     client = JobSubmissionClient(ray_head.dashboard_url)
     job_id = client.submit_job(
-        entrypoint=f"{sys.executable} tiny_sweep.py {tmp_path / 'results'}",
+        # what users run: `ray job submit --working-dir . -- grounding_dino train -e spec.yaml`
+        entrypoint=f"{GROUNDING_DINO} train -e sweep_spec.yaml results_dir={results} --sweep-dir {sweep_dir} "
+                   f"--backend function --train-fn hpo.sweep.cheap:quadratic_train_fn",
         runtime_env={"working_dir": str(JOB_DIR),
                      "env_vars": {"HF_HUB_OFFLINE": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}},
         submission_id="gdino-tiny-sweep")
@@ -125,6 +131,8 @@ def test_tiny_sweep_submitted_as_a_ray_job_succeeds(ray_head: LocalRayHead, tmp_
         status = client.get_job_status(job_id)
     logs = client.get_job_logs(job_id)
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
-    assert "SWEEP_OK 2" in logs and "best trial" in logs
-    assert (tmp_path / "results" / "mlflow.db").is_file()
-    assert ray_head.our_pids()  # the instance is ours and still up until the fixture stops it
+    assert "best trial" in logs and f"sweep dir: {sweep_dir}" in logs  # the summary and the result table
+    assert (results / "mlflow.db").is_file() and (results / "report" / "report.html").is_file()
+    result = sweep_status(sweep_dir)
+    assert result.state == "finished" and len(result.trials) == 2 and result.best_trial_id is not None
+    assert ray_head.our_pids()  # the sweep joined our instance, which is still up until the fixture stops it

@@ -188,3 +188,114 @@ def test_private_ray_temp_dir_stays_short_enough_for_unix_sockets(tmp_path):
     finally:
         shutil.rmtree(base)
         shutil.rmtree(deep)
+
+
+def test_searched_epochs_take_effect_unless_epochs_are_the_fidelity():
+    from hpo.sweep.driver import EPOCHS_KEY, TrialContext, trial_epoch_budget
+    from hpo.sweep.resources import TrialResources
+
+    ctx = TrialContext(sweep_dir="/s", base_spec={}, metric="val_mAP50", mode="max", trial_epochs=27,
+                       resources=TrialResources(**plan_trial_resources({}, AutoMLConfig(), {"CPU": 2.0}).to_dict()))
+    assert trial_epoch_budget({"train.num_epochs": 6}, ctx) == 6                     # e.g. bayesian, random
+    assert trial_epoch_budget({"train.num_epochs": 6, EPOCHS_KEY: 9}, ctx) == 9      # the algorithm's own budget
+    ctx.multi_fidelity = True
+    assert trial_epoch_budget({"train.num_epochs": 6}, ctx) == 27                    # asha, hyperband, ...
+    base = {"train": {"num_epochs": 20, "optim": {"lr_steps": [10]}}}
+    spec = build_trial_spec(base, {"train.num_epochs": 6}, 6, "/r")
+    assert spec["train"]["num_epochs"] == 6 and spec["train"]["optim"]["lr_steps"] == [3]  # rescaled from 20
+
+
+# ------------------------------------------------------------------ the plan an algorithm gives the engine
+def _plan(algorithm: str, **automl):
+    from gdino.spec import load_spec
+    from hpo.api import _plan_from_algorithm
+
+    cfg = load_spec({"automl": {"algorithm": algorithm, "hyperparameters": ["train.optim.lr"], **automl}})
+    return _plan_from_algorithm(cfg, cfg.automl, "val_mAP50", "max")[0]
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "bohb", "dehb", "hyperband_es", "pbt"])
+def test_pausing_algorithms_leave_tune_uncapped_and_cap_running_trials_themselves(algorithm):
+    plan = _plan(algorithm, max_epochs=9)
+    assert plan.pauses and plan.tune_max_concurrent(2) is None  # Tune counts PAUSED trials as live
+    assert plan.searcher.cap is plan.scheduler.cap and plan.scheduler.cap.limit == 2
+
+
+@pytest.mark.parametrize("algorithm", ["asha", "random", "bayesian"])
+def test_other_algorithms_keep_tunes_cap(algorithm):
+    assert _plan(algorithm, max_epochs=9).tune_max_concurrent(2) == 2
+
+
+def test_epoch_multiplier_is_applied_once():
+    plan = _plan("asha", max_epochs=9, reduction_factor=3, epoch_multiplier=2)
+    assert plan.trial_epochs == 18 and plan.rung_milestones == [2, 6, 18]
+    assert _plan("random", max_epochs=9, epoch_multiplier=2).trial_epochs == 18
+
+
+# ------------------------------------------------------------------ promotion at the end of a sweep
+def _result(tmp_path, best: str | None = "t1"):
+    from hpo.sweep.engine import SweepResult
+
+    return SweepResult(sweep_dir=str(tmp_path), metric="val_mAP50", mode="max", state="finished",
+                       stop_reason="trials", stop_detail=None, best_trial_id=best, best_config={},
+                       best_score=0.5, best_epoch=1, best_checkpoint=None, trials=[])
+
+
+def _fake_promote_module(monkeypatch, promote_sweep):
+    import sys
+    import types
+
+    module = types.ModuleType("hpo.promote")
+    module.promote_sweep = promote_sweep
+    monkeypatch.setitem(sys.modules, "hpo.promote", module)
+
+
+def test_promotion_summary_lands_on_the_result(monkeypatch, tmp_path):
+    from hpo.api import promote_result
+
+    seen = []
+    _fake_promote_module(monkeypatch, lambda d: seen.append(d) or SimpleNamespace(summary=lambda: "champion v1"))
+    result = promote_result(_result(tmp_path))
+    assert seen == [str(tmp_path)] and result.promotion == "champion v1" and result.promotion_error is None
+    assert "promoted: champion v1" in result.to_text()
+
+
+def test_failed_promotion_keeps_the_sweep_result_and_names_the_step(monkeypatch, tmp_path):
+    from hpo.api import promote_result
+
+    def fail(sweep_dir):
+        err = RuntimeError("onnx export broke")
+        err.step = "export"
+        raise err
+
+    _fake_promote_module(monkeypatch, fail)
+    result = promote_result(_result(tmp_path))
+    assert result.best_trial_id == "t1" and result.promotion is None
+    assert result.promotion_error == "promotion failed at export: RuntimeError: onnx export broke"
+
+
+def test_missing_promote_module_skips_promotion(monkeypatch, tmp_path):
+    import sys
+
+    from hpo.api import promote_result
+
+    monkeypatch.setitem(sys.modules, "hpo.promote", None)  # import raises ImportError
+    result = promote_result(_result(tmp_path))
+    assert result.promotion is None and result.promotion_error is None
+
+
+def test_relative_spec_paths_become_absolute_for_trials_running_elsewhere(tmp_path):
+    from hpo.api import absolute_paths
+
+    spec = {"results_dir": "results/q", "model": {"text_encoder_type": "sentence-transformers/x"},
+            "dataset": {"train_data_sources": [{"image_dir": "data/t.tar.gz", "json_file": "/abs/a.jsonl",
+                                                "label_map": "data/lm.json"}],
+                        "infer_data_sources": {"image_dir": ["data/infer"], "captions": ["red circle"]}},
+            "train": {"pretrained_model_path": "s3://bucket/m.pth", "num_epochs": 3}}
+    out = absolute_paths(spec, tmp_path)
+    source = out["dataset"]["train_data_sources"][0]
+    assert source == {"image_dir": f"{tmp_path}/data/t.tar.gz", "json_file": "/abs/a.jsonl",
+                      "label_map": f"{tmp_path}/data/lm.json"}
+    assert out["dataset"]["infer_data_sources"] == {"image_dir": [f"{tmp_path}/data/infer"], "captions": ["red circle"]}
+    assert out["results_dir"] == f"{tmp_path}/results/q" and out["train"]["pretrained_model_path"] == "s3://bucket/m.pth"
+    assert out["model"]["text_encoder_type"] == "sentence-transformers/x" and spec["results_dir"] == "results/q"

@@ -165,3 +165,28 @@ def _wait_for(probe, timeout_s: float):
             return value
         time.sleep(0.2)
     raise AssertionError(f"condition not reached within {timeout_s} s")
+
+
+# ------------------------------------------------------------------ a pausing algorithm, tracked (issue 5 + 6)
+def test_bohb_sweep_with_paused_trials_finishes_and_is_reported(cluster, tmp_path, capsys):
+    """BOHB pauses trials at its rungs: with Tune's max_concurrent_trials it would deadlock once a rung
+    holds more paused trials than the cap. Also: the tracker is finished and the report written."""
+    from gdino.spec import load_spec
+    from hpo.api import _make_tracker, _plan_from_algorithm
+
+    cfg = load_spec({"results_dir": str(tmp_path / "results"), "train": {"optim": {"lr": 0.01}},
+                     "automl": {"algorithm": "bohb", "max_epochs": 3, "reduction_factor": 3, "seed": 1,
+                                "hyperparameters": ["train.optim.lr"], "max_concurrent": 2}})
+    plan, space = _plan_from_algorithm(cfg, cfg.automl, "val_mAP50", "max")
+    setup = SweepSetup(sweep_dir=str(tmp_path / "bohb"), base_spec=cfg.model_dump(mode="json"),
+                       automl=cfg.automl.model_dump(mode="json"), backend="function", train_fn=CHEAP,
+                       mlflow={"system_metrics": False})
+    tracker = _make_tracker(setup, space, plan)
+    result = run_sweep(setup, plan, cluster, tracker=tracker)
+
+    assert result.stop_reason == "trials" and len(result.trials) == plan.num_samples == 5  # R=3, eta=3
+    assert max(t["last_epoch"] for t in result.trials) == 3 and result.best_epoch == 3
+    assert (tmp_path / "results" / "report" / "report.html").is_file()
+    assert "best trial" in capsys.readouterr().out
+    states = {row["state"] for row in tracker.trial_table()}
+    assert states <= {"FINISHED", "KILLED"} and "FINISHED" in states
