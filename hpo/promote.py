@@ -23,6 +23,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -80,6 +81,7 @@ class PromotionResult:
     source_run_id: Optional[str] = None
     champion: Optional[ChampionDecision] = None
     steps: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,20 +109,22 @@ def promote_sweep(sweep_dir: str | Path, *, tracking: bool = True) -> PromotionR
     """Promote the best trial of the sweep in `sweep_dir` (see the module docstring for the steps)."""
     from hpo.sweep.engine import SweepSetup
 
+    step = _Steps()
     setup = SweepSetup.load(sweep_dir)
     sweep_id = Path(setup.sweep_dir).name
-    trial = _step("select", lambda: _best_trial(setup))
+    trial = step("select", lambda: _best_trial(setup))
     results_dir = Path(setup.base_spec.get("results_dir") or setup.sweep_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{BEST_MODEL_DIR}-", dir=results_dir))
     try:
-        spec, staged_checkpoint = _step("stage", lambda: _stage(setup, trial, staging))
-        cfg = _step("stage", lambda: _load_cfg(spec))
-        onnx_file = _step("export", lambda: _export(cfg, staging))
+        spec, staged_checkpoint = step("stage", lambda: _stage(setup, trial, staging))
+        cfg = step("stage", lambda: _load_cfg(spec))
+        onnx_file = step("export", lambda: _export(cfg, staging, trial.checkpoint))
         split, source = _evaluation_source(spec)
-        evaluation = _step("evaluate", lambda: _evaluate_onnx(cfg, onnx_file, source, staging / "evaluate"))
-        engine_file, engine_skipped = _step("engine", lambda: _build_engine(cfg, onnx_file))
-        best_dir = _step("publish", lambda: _publish(staging, results_dir / BEST_MODEL_DIR))
+        evaluation = step("evaluate", lambda: _evaluate_onnx(cfg, onnx_file, source, staging / "evaluate"))
+        dataset_hash = step("evaluate", lambda: dataset_identity(source))
+        engine_file, engine_skipped = step("engine", lambda: _build_engine(cfg, onnx_file))
+        best_dir = step("publish", lambda: _publish(staging, results_dir / BEST_MODEL_DIR))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     rebase = lambda p: str(best_dir / Path(p).relative_to(staging)) if p else None  # noqa: E731
@@ -128,26 +132,36 @@ def promote_sweep(sweep_dir: str | Path, *, tracking: bool = True) -> PromotionR
         sweep_dir=setup.sweep_dir, sweep_id=sweep_id, trial_id=trial.trial_id, trial_score=float(trial.score),
         metric=setup.metric, best_model_dir=str(best_dir), checkpoint=rebase(staged_checkpoint),
         onnx_file=rebase(onnx_file), evaluation=evaluation, evaluation_split=split,
-        dataset_hash=dataset_identity(source), engine_file=rebase(engine_file), engine_skipped=engine_skipped,
+        dataset_hash=dataset_hash, engine_file=rebase(engine_file), engine_skipped=engine_skipped,
         steps=["select", "stage", "export", "evaluate", "engine", "publish"])
     (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
     if tracking:
-        _register(setup, result, cfg, source)
-        (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
+        _register(setup, result, cfg, source, step)
+    result.step_seconds = dict(step.seconds)
+    (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
     log.info("%s", result.summary())
     return result
 
 
-def _step(name: str, action: Callable[[], T]) -> T:
-    """Run one step; any failure becomes a PromotionError naming it (user errors keep their hint)."""
-    try:
-        return action()
-    except PromotionError:
-        raise
-    except GdinoError as err:
-        raise PromotionError(name, str(err), hint=getattr(err, "hint", None)) from err
-    except Exception as err:  # noqa: BLE001 - whatever broke, the user must learn which step it was
-        raise PromotionError(name, f"{type(err).__name__}: {_redacted(str(err))}") from err
+class _Steps:
+    """Runs the steps of one promotion: a failure becomes a PromotionError naming its step (user errors keep
+    their hint), and each step's wall time is kept for the result."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, action: Callable[[], T]) -> T:
+        began = time.perf_counter()
+        try:
+            return action()
+        except PromotionError:
+            raise
+        except GdinoError as err:
+            raise PromotionError(name, _redacted(err.message), hint=err.hint) from err
+        except Exception as err:  # noqa: BLE001 - whatever broke, the user must learn which step it was
+            raise PromotionError(name, f"{type(err).__name__}: {_redacted(str(err))}") from err
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - began, 3)
 
 
 # ------------------------------------------------------------------------------------------ select / stage
@@ -215,11 +229,15 @@ def _load_cfg(spec: dict[str, Any]) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ export / evaluate / engine
-def _export(cfg: Any, staging: Path) -> Path:
+def _export(cfg: Any, staging: Path, trial_checkpoint: str) -> Path:
     from trt.export import export_onnx
 
     cfg.export.onnx_file = str(staging / "model.onnx")
-    return Path(export_onnx(cfg, overwrite=True))
+    try:
+        return Path(export_onnx(cfg, overwrite=True))
+    except GdinoError as err:  # name the trial's checkpoint, not the staged copy that is about to vanish
+        raise PromotionError("export", f"{_redacted(err.message)} (the best trial's checkpoint: {trial_checkpoint})",
+                             hint=err.hint) from err
 
 
 def _evaluation_source(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -281,7 +299,7 @@ def _build_engine(cfg: Any, onnx_file: Path) -> tuple[Optional[Path], Optional[s
     try:
         return build_engine(settings), None
     except DependencyMissing as err:
-        reason = f"{err}" + (f" ({err.hint})" if getattr(err, "hint", None) else "")
+        reason = err.message + (f" ({err.hint})" if err.hint else "")
         log.info("TensorRT engine skipped: %s", reason)
         return None, reason
 
@@ -304,23 +322,29 @@ def _publish(staging: Path, best_dir: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ MLflow
-def _register(setup: Any, result: PromotionResult, cfg: Any, source: dict[str, Any]) -> None:
+def _register(setup: Any, result: PromotionResult, cfg: Any, source: dict[str, Any], step: _Steps) -> None:
     import mlflow
     from mlflow import MlflowClient
 
     uri, experiment = _tracking_target(setup)
     name = str((setup.automl or {}).get("registered_model_name") or "grounding_dino")
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = _step("register", lambda: _experiment_id(client, experiment, uri))
-    parent_id = _find_run(client, experiment_id, {"sweep_id": result.sweep_id, "gdino.run_type": "sweep"})
-    result.source_run_id = _find_run(client, experiment_id, {"sweep_id": result.sweep_id,
-                                                              "trial_id": result.trial_id})
-    version = _step("register", lambda: _log_and_register(client, experiment_id, name, result, parent_id))
-    result.registered_model, result.model_version = name, str(version.version)
-    result.steps.append("register")
-    result.champion = _step("champion", lambda: _move_champion(client, name, result, cfg, source))
-    result.steps.append("champion")
+    caller_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # mlflow.start_run / log_model work on the global store: restored below
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiment_id = step("register", lambda: _experiment_id(client, experiment, uri))
+        parent_id = step("register", lambda: _find_run(client, experiment_id, {"sweep_id": result.sweep_id,
+                                                                               "gdino.run_type": "sweep"}))
+        result.source_run_id = step("register", lambda: _find_run(client, experiment_id, {
+            "sweep_id": result.sweep_id, "trial_id": result.trial_id, "gdino.run_type": "trial"}))
+        version = step("register", lambda: _registered_before(client, name, result)
+                       or _log_and_register(client, experiment_id, name, result, parent_id))
+        result.registered_model, result.model_version = name, str(version.version)
+        result.steps.append("register")
+        result.champion = step("champion", lambda: _move_champion(client, name, result, cfg, source))
+        result.steps.append("champion")
+    finally:
+        mlflow.set_tracking_uri(caller_uri)
 
 
 def _tracking_target(setup: Any) -> tuple[str, str]:
@@ -345,6 +369,20 @@ def _find_run(client: Any, experiment_id: str, tags: dict[str, str]) -> Optional
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
     runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def _registered_before(client: Any, name: str, result: PromotionResult) -> Optional[Any]:
+    """The version an earlier promotion of this trial registered for the same evaluation data (promoting
+    a sweep twice, e.g. by hand after the automatic promotion, must not add a duplicate version)."""
+    query = (f"name='{name}' and tags.sweep_id='{result.sweep_id}' and tags.trial_id='{result.trial_id}' "
+             f"and tags.eval_dataset_hash='{result.dataset_hash}'")
+    found = client.search_model_versions(query, max_results=1, order_by=["version_number DESC"])
+    if not found:
+        return None
+    result.promotion_run_id = (found[0].tags or {}).get("promotion_run_id") or found[0].run_id
+    log.info("trial %s of sweep %s is already registered as %s version %s", result.trial_id, result.sweep_id,
+             name, found[0].version)
+    return found[0]
 
 
 def _version_tags(result: PromotionResult) -> dict[str, str]:

@@ -248,7 +248,11 @@ def restored_tracker(tuner: Any) -> Any:
     set_state), and it finds its runs again by their tags; None when the sweep was not tracked."""
     from hpo.tracking.mlflow_callback import MlflowSweepCallback
 
-    run_config = tuner._local_tuner.get_run_config()  # Tuner has no public accessor in Ray 2.60
+    local = getattr(tuner, "_local_tuner", None)  # Tuner has no public accessor in Ray 2.60
+    if local is None:  # Ray Client mode: the tuner lives remotely; the sweep goes on untracked
+        log.warning("the restored sweep's MLflow tracker is not reachable (Ray Client): no report at the end")
+        return None
+    run_config = local.get_run_config()
     return next((c for c in run_config.callbacks or () if isinstance(c, MlflowSweepCallback)), None)
 
 

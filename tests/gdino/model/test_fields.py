@@ -32,3 +32,9 @@ def test_unsupported_values_are_refused_by_name(change, field):
 
 def test_markdown_doc_is_generated_from_the_table():
     assert DOC.read_text() == markdown_table()
+
+
+def test_readme_carries_the_same_table():
+    readme = (DOC.parents[1] / "README.md").read_text()
+    block = readme.split("<!-- model-fields:start -->\n", 1)[1].split("\n<!-- model-fields:end -->", 1)[0]
+    assert block == "\n".join(line for line in markdown_table().splitlines() if line.startswith("|"))

@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.timeout(300)]
 
 ENGINE_HELPERS = Path(__file__).resolve().parents[2] / "gdino" / "engine" / "tiny_run.py"
 MODEL_NAME = "gdino_promote_test"
+SECRET = "tlt-s3cr3t-4711"  # encryption_key: must never reach best_model/ or the MLflow store
 
 
 def _tiny_run():
@@ -87,6 +88,7 @@ def world(tmp_path_factory):
                              max_objects=2, seed=3))
     spec = helpers.tiny_spec(data, helpers.make_tiny_bert(root / "tiny-bert"), root / "results")
     spec["export"] = {"input_height": 64, "input_width": 64, "batch_size": -1}
+    spec["encryption_key"] = SECRET
     cfg = load_spec(spec)
     a = _save_checkpoint(cfg, 1, root / "ckpts" / "a" / "model.ckpt")
     b = _save_checkpoint(cfg, 2, root / "ckpts" / "b" / "model.ckpt")
@@ -148,8 +150,9 @@ def _track_trial_runs(world, sweep_dir: Path, trial_id: str) -> str:
     experiment = mlflow.set_experiment("promote")
     client = _client(world)
     parent = client.create_run(experiment.experiment_id, tags={"sweep_id": sweep_dir.name, "gdino.run_type": "sweep"})
-    child = client.create_run(experiment.experiment_id, tags={"sweep_id": sweep_dir.name, "trial_id": trial_id,
-                                                               "mlflow.parentRunId": parent.info.run_id})
+    child = client.create_run(experiment.experiment_id, tags={
+        "sweep_id": sweep_dir.name, "trial_id": trial_id, "gdino.run_type": "trial",
+        "mlflow.parentRunId": parent.info.run_id})
     return child.info.run_id
 
 
@@ -185,6 +188,18 @@ def test_first_promotion_writes_best_model_onnx_and_makes_a_champion(world):
     assert version.tags["eval_dataset_hash"] == result.dataset_hash
     assert client.get_run(result.promotion_run_id).data.tags["mlflow.parentRunId"] != ""
     assert "champion: moved" in result.summary()
+    assert set(result.step_seconds) >= {"select", "stage", "export", "evaluate", "engine", "publish", "register",
+                                        "champion"}
+    print(result.summary(), result.step_seconds)
+
+
+def test_the_encryption_key_reaches_neither_best_model_nor_mlflow(world):
+    best = Path(world["spec"]["results_dir"]) / "best_model"
+    store = world["root"] / "mlflow"
+    written = [p for p in [*best.rglob("*"), *store.rglob("*")] if p.is_file()]
+    assert any(p.name == "mlflow.db" for p in written) and any(p.name == "spec.yaml" for p in written)
+    assert [p for p in written if SECRET.encode() in p.read_bytes()] == []
+    assert "encryption_key" in (best / "spec.yaml").read_text()  # the key stays, masked
 
 
 def test_a_better_model_takes_champion_and_the_old_one_keeps_previous(world):
@@ -211,6 +226,19 @@ def test_a_worse_model_is_registered_but_does_not_move_the_champion(world):
     assert "does not beat" in result.champion.reason
     assert client.get_model_version(MODEL_NAME, result.model_version).tags["trial_id"] == "t_b"
     assert (_alias_version(client, "champion"), _alias_version(client, "previous")) == (champion, previous)
+
+
+def test_promoting_the_same_sweep_again_reuses_its_registered_version(world):
+    from hpo.promote import promote_sweep
+
+    client = _client(world)
+    versions = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
+    champion = _alias_version(client, "champion")
+    result = promote_sweep(world["root"] / "sweeps" / "sweep2")  # the champion's own sweep, by hand
+
+    assert result.model_version == champion
+    assert result.champion.reason == "already the champion"
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions
 
 
 def test_a_failing_export_leaves_the_champion_and_best_model_untouched(world):
