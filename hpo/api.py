@@ -72,7 +72,7 @@ def launch_sweep(spec_or_path: Any, overrides: Optional[Sequence[str]] = None,
         tracker = _make_tracker(setup, space, plan) if tracking else None
         result = run_sweep(setup, plan, cluster, tracker=tracker, progress=progress)
     if promote and automl.promote:
-        promote_result(result)
+        promote_result(result, tracking=tracking)
     return result
 
 
@@ -209,19 +209,16 @@ def _first_attr(obj: Any, names: Sequence[str], default: Any) -> Any:
     return default
 
 
-def promote_result(result: SweepResult) -> SweepResult:
-    """Promote the sweep's best trial with hpo.promote (lazily imported: an installation without it
-    skips promotion with a notice). Failures are recorded on the result, not raised."""
+def promote_result(result: SweepResult, *, tracking: bool = True) -> SweepResult:
+    """Promote the sweep's best trial with hpo.promote (imported here: it pulls in trt and onnx).
+    Failures are recorded on the result, not raised: the sweep's own results stay valid."""
     if result.best_trial_id is None:
         log.warning("no trial finished with a score: nothing to promote")
         return result
+    from hpo.promote import promote_sweep
+
     try:
-        from hpo.promote import promote_sweep
-    except ImportError as err:
-        log.warning("promotion skipped: hpo.promote is not available in this installation (%s)", err)
-        return result
-    try:
-        outcome = promote_sweep(result.sweep_dir)
+        outcome = promote_sweep(result.sweep_dir, tracking=tracking)
     except Exception as err:  # the sweep's results stay where they are; resume promotion by hand
         step = getattr(err, "step", None)
         result.promotion_error = f"promotion failed{f' at {step}' if step else ''}: {type(err).__name__}: {err}"

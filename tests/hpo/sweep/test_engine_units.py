@@ -254,7 +254,7 @@ def test_promotion_summary_lands_on_the_result(monkeypatch, tmp_path):
     from hpo.api import promote_result
 
     seen = []
-    _fake_promote_module(monkeypatch, lambda d: seen.append(d) or SimpleNamespace(summary=lambda: "champion v1"))
+    _fake_promote_module(monkeypatch, lambda d, **kw: seen.append(d) or SimpleNamespace(summary=lambda: "champion v1"))
     result = promote_result(_result(tmp_path))
     assert seen == [str(tmp_path)] and result.promotion == "champion v1" and result.promotion_error is None
     assert "promoted: champion v1" in result.to_text()
@@ -263,7 +263,7 @@ def test_promotion_summary_lands_on_the_result(monkeypatch, tmp_path):
 def test_failed_promotion_keeps_the_sweep_result_and_names_the_step(monkeypatch, tmp_path):
     from hpo.api import promote_result
 
-    def fail(sweep_dir):
+    def fail(sweep_dir, **kwargs):
         err = RuntimeError("onnx export broke")
         err.step = "export"
         raise err
@@ -272,16 +272,6 @@ def test_failed_promotion_keeps_the_sweep_result_and_names_the_step(monkeypatch,
     result = promote_result(_result(tmp_path))
     assert result.best_trial_id == "t1" and result.promotion is None
     assert result.promotion_error == "promotion failed at export: RuntimeError: onnx export broke"
-
-
-def test_missing_promote_module_skips_promotion(monkeypatch, tmp_path):
-    import sys
-
-    from hpo.api import promote_result
-
-    monkeypatch.setitem(sys.modules, "hpo.promote", None)  # import raises ImportError
-    result = promote_result(_result(tmp_path))
-    assert result.promotion is None and result.promotion_error is None
 
 
 def test_relative_spec_paths_become_absolute_for_trials_running_elsewhere(tmp_path):

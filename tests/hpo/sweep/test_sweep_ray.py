@@ -105,6 +105,7 @@ def test_silent_trial_is_stopped_as_stale(cluster, tmp_path):
 
 
 # ------------------------------------------------------------------ kill tests
+@pytest.mark.reliability
 def test_killed_train_worker_is_retried_from_its_checkpoint(cluster, tmp_path):
     hold = tmp_path / "hold"
     setup = _setup(tmp_path / "wkill", backend="train", epochs=3, max_failures=1,
@@ -124,6 +125,7 @@ def test_killed_train_worker_is_retried_from_its_checkpoint(cluster, tmp_path):
     assert epochs == [1, 2, 3]  # resumed after epoch 1's checkpoint: nothing repeated, nothing lost
 
 
+@pytest.mark.reliability
 def test_resume_after_the_driver_is_killed(cluster, tmp_path):
     from hpo.api import resume_sweep, sweep_status
 
