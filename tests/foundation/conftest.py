@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-TAO_DIR = Path(os.environ.get("GDINO_TAO_REFERENCE", "/work/shared/reference/tao/grounding_dino"))
+TAO_DIR = Path(os.environ.get("GDINO_TAO_REFERENCE", Path(__file__).resolve().parents[3] / "shared" / "reference" / "tao" / "grounding_dino"))
 ACTIONS = ("train", "evaluate", "inference", "export", "gen_trt_engine", "quantize")
 REPO = Path(__file__).resolve().parents[2]
 
