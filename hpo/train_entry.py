@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_spec(args.spec, overrides)
     decision = decide_policy(cfg, getattr(args, "request", None))
     print(decision.reason, file=sys.stderr)
+    if not getattr(args, "train_fn", None):  # gdino training: its data must be usable before budget is spent
+        from gdino.data.check import preflight
+
+        preflight(cfg, ("train", "val"))
     if not decision.use_automl:
         return _plain_training(args, cfg)
     from hpo.api import launch_sweep
@@ -53,11 +57,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plain_training(args: argparse.Namespace, cfg) -> int:
-    try:
-        from gdino.engine.cli import run_train
-    except ImportError:
-        from gdino.engine.train import fit
+    from gdino.engine.cli import run_train
 
-        fit(cfg)
-        return 0
     return int(run_train(args) or 0)
