@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from gdino.config.automl import EPOCH_FIDELITY_ALGORITHMS
 from gdino.errors import DependencyMissing, SweepError
 from hpo.sweep.engine import SweepPlan, SweepResult, SweepSetup, collect_result
 
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["launch_sweep", "resume_sweep", "sweep_status", "SweepResult", "SweepPlan"]
 
-# Algorithms whose fidelity is the epoch budget: they never also search train.num_epochs.
-EPOCH_FIDELITY_ALGORITHMS = frozenset({"hyperband", "bohb", "asha", "pbt", "dehb", "hyperband_es"})
 PAUSING_ALGORITHMS = frozenset({"hyperband", "bohb", "pbt", "dehb", "hyperband_es"})
 GDINO_TRAIN_FN = "hpo.sweep.worker:gdino_train_fn"
 

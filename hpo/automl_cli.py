@@ -19,10 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gdino.config.automl import EPOCH_FIDELITY_ALGORITHMS
 from gdino.errors import SpecError, SweepError
-
-# Algorithms that use the epoch budget as their fidelity: they never search train.num_epochs.
-EPOCH_FIDELITY_ALGORITHMS = frozenset({"hyperband", "bohb", "asha", "pbt", "dehb", "hyperband_es"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ALGORITHMS = ("bayesian", "hyperband", "bohb", "bfbo", "asha", "pbt", "dehb", "hyperband_es",
               "random", "grid", "tpe")
+# algorithms whose fidelity is the epoch budget: they never also search train.num_epochs
+EPOCH_FIDELITY_ALGORITHMS = frozenset({"hyperband", "bohb", "asha", "pbt", "dehb", "hyperband_es"})
 DEFAULT_ALGORITHM = "bohb"  # meets bench/search.py's search-efficiency goal; real Ray sweeps verified (issue 5)
 
 Algorithm = Literal["bayesian", "hyperband", "bohb", "bfbo", "asha", "pbt", "dehb", "hyperband_es",

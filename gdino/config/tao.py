@@ -609,7 +609,7 @@ class ModelConfig(TaoSection):
     dec_layers: int = tao_field(
         6, value_type='int', title='decoder layers',
         description='Numer of decoder layers in the transformer', valid_min=1, automl_enabled=True,
-        x_search_min=1, x_search_max=6)
+        x_search_min=2, x_search_max=6)  # HF's Grounding DINO needs >= 2 decoder layers (gdino.model.fields)
     dim_feedforward: int = tao_field(
         2048, value_type='int', title='dim feedforward', description='Dimension of the feedforward network',
         valid_min=1)

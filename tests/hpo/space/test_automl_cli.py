@@ -85,10 +85,3 @@ def test_params_removed_from_the_spec_file_are_listed(capsys, tmp_path, tao_sche
     names = {row["parameter"] for row in out["parameters"]}
     assert "train.optim.lr" in names and "train.optim.weight_decay" not in names
     assert any(e["parameter"] == "train.optim.weight_decay" for e in out["not_searched"])
-
-
-def test_cli_and_sweep_agree_on_epoch_fidelity_algorithms():
-    api = pytest.importorskip("hpo.api")
-    from hpo.automl_cli import EPOCH_FIDELITY_ALGORITHMS
-
-    assert EPOCH_FIDELITY_ALGORITHMS == api.EPOCH_FIDELITY_ALGORITHMS
