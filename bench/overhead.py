@@ -2,7 +2,7 @@
 
     python bench/overhead.py [--trials 3] [--epochs 3] [--steps 200] [--num-cpus 2] [--out overhead.json]
 
-Both arms run the same cheap real trainable (hpo.sweep.cheap) through the same sweep engine, one after
+Both arms run the same cheap real trainable (hpo.testing) through the same sweep engine, one after
 the other on one private cluster, one trial at a time. Per trial it measures
   launch -> first report: the ledger's trial start to its first result (driver-side wall clock);
   share outside training: 1 - (time inside the training loop) / (trial start -> trial complete).
@@ -31,7 +31,7 @@ def _arm(backend: str, root: Path, cluster: Any, trials: int, epochs: int, steps
 
     sweep_dir = root / backend
     setup = SweepSetup(sweep_dir=str(sweep_dir), base_spec={"train": {"num_epochs": epochs, "optim": {"lr": 0.05}}},
-                       automl={"max_concurrent": 1}, backend=backend, train_fn="hpo.sweep.cheap:quadratic_train_fn",
+                       automl={"max_concurrent": 1}, backend=backend, train_fn="hpo.testing:quadratic_train_fn",
                        train_fn_options={"steps_per_epoch": steps}, trial_epochs=epochs)
     lrs = [0.05 * (0.5 ** i) for i in range(trials)]
     began = time.monotonic()

@@ -474,12 +474,12 @@ def _move_champion(client: Any, name: str, result: PromotionResult, cfg: Any,
 
 # ------------------------------------------------------------------------------------------ secrets
 def _redacted(text: str) -> str:
-    from hpo.tracking.redact import redact_text
+    from gdino.redact import redact_text
 
     return redact_text(str(text))
 
 
 def _redacted_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    from hpo.tracking.redact import redact
+    from gdino.redact import redact
 
     return redact(spec)

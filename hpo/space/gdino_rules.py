@@ -24,6 +24,37 @@ CONDITIONS: dict[str, tuple[str, tuple, str]] = {
     "train.optim.lr_step_size": ("train.optim.lr_scheduler", ("StepLR",), "only StepLR reads lr_step_size"),
 }
 
+# Parameters that change the network's tensors (names or shapes). A checkpoint made with one value
+# does not load into a network built with another, so: a sweep that starts from a pretrained
+# checkpoint does not search them, and PBT never perturbs them (a population member keeps its
+# architecture; an exploit copies the donor's architecture together with its weights).
+ARCHITECTURE_PARAMS: dict[str, str] = {
+    "model.backbone": "selects the backbone's modules",
+    "model.hidden_dim": "the width of every transformer tensor",
+    "model.num_queries": "the size of the query embeddings",
+    "model.num_feature_levels": "the number of input projections and level embeddings",
+    "model.return_interm_indices": "which backbone stages feed input projections",
+    "model.enc_layers": "the number of encoder layers",
+    "model.dec_layers": "the number of decoder layers and prediction heads",
+    "model.dim_feedforward": "the width of every feed-forward layer",
+    "model.nheads": "the shapes of the deformable attention offsets and weights",
+    "model.enc_n_points": "the shapes of the encoder's sampling offsets",
+    "model.dec_n_points": "the shapes of the decoder's sampling offsets",
+    "model.text_encoder_type": "selects the text encoder's weights",
+    "model.two_stage_type": "adds or removes the encoder's proposal heads",
+    "model.embed_init_tgt": "adds or removes the target query embedding",
+    "model.log_scale": "adds or removes the contrastive head's scale",
+    "model.class_embed_bias": "adds or removes the contrastive head's bias",
+    "model.dn_number": "adds or removes the denoising label embedding",
+    "model.use_dn": "adds or removes the denoising label embedding",
+}
+
+
+def is_architecture_param(name: str) -> bool:
+    """True when changing `name` changes the network's tensors (see ARCHITECTURE_PARAMS)."""
+    return name in ARCHITECTURE_PARAMS
+
+
 # Default-mode ranges for TAO's schema (ours carries x_search_min/x_search_max/x_log_scale instead).
 # name -> (low, high, log). Rates span at least a decade on each side of TAO's default.
 DEFAULT_MODE_RANGES: dict[str, tuple[float, float, bool]] = {

@@ -8,7 +8,7 @@ fault tolerance and resume. The public entry points are in `hpo.api`; this packa
     monitor    ledger writing, budgets and early stops (a Tune Callback + Stopper)
     ledger     the JSON-lines trial ledger and the trial score rule
     engine     SweepSetup / SweepPlan / SweepResult, run_sweep, restore_sweep
-    cheap      a cheap real trainable for tests and benchmarks
+
 """
 from __future__ import annotations
 

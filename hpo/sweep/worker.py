@@ -4,7 +4,7 @@ A training function is `fn(spec: dict, ctx: WorkerContext) -> None`, named by an
 ("module:function") so that Ray workers can import it. It trains `spec['train']['num_epochs']` epochs,
 resumes from `ctx.resume_dir` when given, and calls `ctx.report(metrics, checkpoint_dir)` at every
 validation. `gdino_train_fn` is the real one (gdino.engine.train.fit under Ray's Lightning strategy);
-`hpo.sweep.cheap:quadratic_train_fn` is a cheap real trainable for engine tests.
+`hpo.testing:quadratic_train_fn` is a cheap real trainable for engine tests.
 
 Two ways to run it (hpo.sweep.driver): inside Ray Train workers (`train_loop_per_worker`, reporting via
 `ray.train.report`, rank-0 checkpoints) or inside the Tune actor itself (the "function" backend).

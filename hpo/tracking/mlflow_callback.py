@@ -42,7 +42,7 @@ from typing import Any, Mapping, Optional, Sequence
 import yaml
 from ray.tune import Callback
 
-from hpo.tracking.redact import install_log_redaction, redact, redact_text
+from gdino.redact import install_log_redaction, redact, redact_text
 from hpo.tracking.system_metrics import SystemSampler
 from hpo.tracking.writer import MlflowWriter
 

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, TextIO
 
 from ray.tune import Callback
 
-from hpo.tracking.redact import redact
+from gdino.redact import redact
 
 
 @dataclass

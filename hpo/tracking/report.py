@@ -331,7 +331,7 @@ def summary_text(table: Any, *, metric: str = "val_mAP50", mode: str = "max", st
                  results_dir: Optional[str | Path] = None, tracking_uri: Optional[str] = None,
                  report: Optional[Report] = None, top: int = 5) -> str:
     """The few lines printed at the end of a sweep: outcome, best trial and its params, where things are."""
-    from hpo.tracking.redact import redact_text
+    from gdino.redact import redact_text
 
     trials = ranked(normalize_trials(table), mode)
     lines = [f"sweep finished: {len(trials)} trials ({_state_counts(trials)})"

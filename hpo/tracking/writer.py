@@ -139,7 +139,7 @@ class MlflowWriter:
                 self._apply(op)
             except Exception as exc:  # noqa: BLE001 - any MLflow/network failure: keep the op, retry
                 self.failures += 1
-                from hpo.tracking.redact import redact_text
+                from gdino.redact import redact_text
 
                 self.last_error = redact_text(f"{type(exc).__name__}: {exc}")[:500]
                 if _is_permanent(exc):  # the store refused this write (e.g. a changed param): retrying cannot help

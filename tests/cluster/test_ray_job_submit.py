@@ -120,7 +120,7 @@ def test_tiny_sweep_submitted_as_a_ray_job_succeeds(ray_head: LocalRayHead, tmp_
     job_id = client.submit_job(
         # what users run: `ray job submit --working-dir . -- grounding_dino train -e spec.yaml`
         entrypoint=f"{GROUNDING_DINO} train -e sweep_spec.yaml results_dir={results} --sweep-dir {sweep_dir} "
-                   f"--backend function --train-fn hpo.sweep.cheap:quadratic_train_fn",
+                   f"--backend function --train-fn hpo.testing:quadratic_train_fn",
         runtime_env={"working_dir": str(JOB_DIR),
                      "env_vars": {"HF_HUB_OFFLINE": "1", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}},
         submission_id="gdino-tiny-sweep")

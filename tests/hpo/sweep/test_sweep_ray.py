@@ -26,7 +26,7 @@ from hpo.sweep.cluster import connect, disconnect, preflight  # noqa: E402
 from hpo.sweep.engine import SweepPlan, SweepSetup, collect_result, run_sweep  # noqa: E402
 from hpo.sweep.ledger import Ledger  # noqa: E402
 
-CHEAP = "hpo.sweep.cheap:quadratic_train_fn"
+CHEAP = "hpo.testing:quadratic_train_fn"
 HERE = Path(__file__).parent
 
 

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpo.tracking.redact import MASK, RedactingFilter, install_log_redaction, is_secret_key, redact, redact_text
+from gdino.redact import MASK, RedactingFilter, install_log_redaction, is_secret_key, redact, redact_text
 
 
 def test_secret_keys_are_masked_at_any_depth() -> None:
