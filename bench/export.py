@@ -39,7 +39,8 @@ def default_detector():
 
     backbone = SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
                           out_indices=[2, 3, 4])
-    return GroundingDinoForObjectDetection(GroundingDinoConfig(backbone_config=backbone, text_config=BertConfig())).eval()
+    config = GroundingDinoConfig(backbone_config=backbone, text_config=BertConfig())
+    return GroundingDinoForObjectDetection(config).eval()
 
 
 def median_seconds(fn, warmup: int, repeats: int) -> float:

@@ -1,6 +1,7 @@
-"""`grounding_dino schema --write | --check`: TAO-format schemas and references from the config model.
+"""TAO-format schemas and references from the config model (`grounding_dino schema --write | --check`).
 
-Generated files (paths relative to the repository root):
+Generated files (paths relative to the repository root, and again inside the package under
+gdino/resources/, which is what an installed package reads through importlib.resources):
   schemas/<action>.schema.json      TAO's format (notes/tao.md §2.1): TAO type names, bare Infinity,
                                     top-level automl_default_parameters / automl_disabled_parameters /
                                     popular / default / required, per-action filtering, x_tao_schema
@@ -8,15 +9,14 @@ Generated files (paths relative to the repository root):
   references/spec_template_<action>.yaml   usable as-is (no TAO traps, dataset paths at data/shapes)
   references/skill_info.yaml        automl_enabled, actions, data_sources, spec_params, shorthand keys
 
-The config model (gdino.config) is the single source: edit a field there, run `schema --write`.
-`--check` exits 1 with a diff summary when the committed files differ from what would be written.
+The config model (gdino.config) and the action table (gdino.actions) are the single source: edit a
+field there, run `schema --write`. `--check` (cli.schema) exits 1 with a diff summary when either copy
+differs from what would be written.
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
-import sys
 import types
 import typing
 from pathlib import Path
@@ -26,11 +26,12 @@ import annotated_types
 import yaml
 from pydantic import BaseModel
 
+from gdino.actions import SPEC_ACTION_NAMES, SPEC_ACTIONS, spec_params
 from gdino.config import ExperimentConfig
 from gdino.config.fields import field_meta
 from gdino.spec import SHORTHAND_KEYS
 
-ACTIONS = ("train", "evaluate", "inference", "export", "gen_trt_engine", "quantize")
+ACTIONS = SPEC_ACTION_NAMES
 ACTION_SECTIONS = set(ACTIONS)
 # TAO's filter_schema keeps these action sections in every action's schema (plus the action itself).
 ALWAYS_KEPT = {"train", "quantize"}
@@ -349,6 +350,8 @@ def build_skill_info() -> dict[str, Any]:
                       "dataset.quant_calibration_data_sources.json_file": {"type": "file"}},
                      {"results_dir": {"type": "folder"}}),
     }
+    if set(io) != set(ACTIONS):
+        raise AssertionError(f"skill_info inputs/outputs cover {sorted(io)}, the action table {sorted(ACTIONS)}")
     actions = {a: {"command": f"grounding_dino {a} -e {{config_path}}", "config_format": "yaml", "mode": "config",
                    "inputs": inputs, "outputs": outputs, "upload_excludes": ["inputs/"]}
                for a, (inputs, outputs) in io.items()}
@@ -362,7 +365,6 @@ def build_skill_info() -> dict[str, Any]:
                                                              "runtime": "extracted_folder"},
         "dataset.quant_calibration_data_sources.json_file": {"source": "eval_dataset", "path": "annotations.json"},
     }
-    common_params = {"encryption_key": "key", "results_dir": "output_dir"}
     return {
         "name": "gdino-automl-grounding-dino",
         "network_arch": "grounding_dino",
@@ -378,17 +380,7 @@ def build_skill_info() -> dict[str, Any]:
             "inference": {"dataset.infer_data_sources.image_dir": {
                 "source": "inference_dataset", "path": "images.tar.gz", "list": True, "runtime": "extracted_folder"}},
         },
-        "spec_params": {
-            "train": {**common_params, "model.pretrained_backbone_path": "ptm_if_no_resume_model",
-                      "train.pretrained_model_path": "ptm_if_no_resume_model",
-                      "train.resume_training_checkpoint_path": "resume_model"},
-            "evaluate": {**common_params, "evaluate.checkpoint": "parent_model"},
-            "export": {**common_params, "export.checkpoint": "parent_model", "export.onnx_file": "create_onnx_file"},
-            "gen_trt_engine": {**common_params, "gen_trt_engine.onnx_file": "parent_model",
-                               "gen_trt_engine.trt_engine": "create_engine_file"},
-            "inference": {**common_params, "inference.checkpoint": "parent_model"},
-            "quantize": {**common_params, "quantize.model_path": "parent_model"},
-        },
+        "spec_params": {a.name: spec_params(a) for a in SPEC_ACTIONS},
         "key_defaults": {},
         "spec_shorthand_keys": dict(SHORTHAND_KEYS),
         "schemas": {a: f"schemas/{a}.schema.json" for a in ACTIONS},
@@ -411,52 +403,42 @@ def generated_files() -> dict[str, str]:
     return files
 
 
-def write_files(root: Path = ROOT) -> list[str]:
+PACKAGE_RELDIR = Path("gdino") / "resources"  # the packaged copy, relative to the repository root
+
+
+def copies(root: Path = ROOT, *, package: bool = True) -> list[Path]:
+    """The folders that hold a copy of the generated files: the reviewable one at the repository root
+    and the packaged one (<root>/gdino/resources) that installed code reads through importlib.resources."""
+    return [root] + ([root / PACKAGE_RELDIR] if package else [])
+
+
+def write_files(root: Path = ROOT, *, package: bool = True) -> list[str]:
+    """Write every generated file into each copy; returns the paths written (unchanged files are skipped)."""
     written = []
-    for rel, text in generated_files().items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(rel)
+    for base in copies(root, package=package):
+        for rel, text in generated_files().items():
+            path = base / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+                written.append(str(path.relative_to(root)))
     return written
 
 
-def check_files(root: Path = ROOT, *, context_lines: int = 12) -> list[str]:
+def check_files(root: Path = ROOT, *, package: bool = True, context_lines: int = 12) -> list[str]:
     """A diff summary per file that differs from what `--write` would produce (empty: all current)."""
     problems = []
-    for rel, text in generated_files().items():
-        path = root / rel
-        if not path.exists():
-            problems.append(f"{rel}: missing")
-            continue
-        current = path.read_text(encoding="utf-8")
-        if current != text:
-            diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(), f"{rel} (committed)",
-                                             f"{rel} (generated)", lineterm="", n=1))
-            shown = "\n".join(diff[:context_lines]) + ("\n  ..." if len(diff) > context_lines else "")
-            problems.append(f"{rel}: differs ({len(diff)} diff lines)\n{shown}")
+    for base in copies(root, package=package):
+        label = "" if base == root else f"{PACKAGE_RELDIR}/"
+        for rel, text in generated_files().items():
+            path = base / rel
+            if not path.exists():
+                problems.append(f"{label}{rel}: missing")
+                continue
+            current = path.read_text(encoding="utf-8")
+            if current != text:
+                diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(), f"{rel} (committed)",
+                                                 f"{rel} (generated)", lineterm="", n=1))
+                shown = "\n".join(diff[:context_lines]) + ("\n  ..." if len(diff) > context_lines else "")
+                problems.append(f"{label}{rel}: differs ({len(diff)} diff lines)\n{shown}")
     return problems
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="regenerate schemas/ and references/ from gdino.config")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the committed files differ from the generator")
-    parser.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.write:
-        written = write_files(args.root)
-        print(f"wrote {len(written)} file(s)" + "".join(f"\n  {w}" for w in written))
-        return 0
-    problems = check_files(args.root)
-    if problems:
-        print(f"{len(problems)} generated file(s) out of date; run `grounding_dino schema --write`:",
-              file=sys.stderr)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        return 1
-    print(f"schemas/ and references/ are up to date ({len(generated_files())} files)")
-    return 0

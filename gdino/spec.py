@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gdino.actions import SPEC_ACTIONS
 from gdino.config import ExperimentConfig
 from gdino.config.fields import field_meta
 from gdino.errors import SpecError, SpecErrors
@@ -43,20 +44,18 @@ SHORTHAND_KEYS: dict[str, str] = {
 }
 
 # Sections each action reads besides the top level; "???" inside them is a missing required value.
-ACTION_NEEDS: dict[str, tuple[str, ...]] = {
-    "train": ("model", "dataset", "train"),
-    "evaluate": ("model", "dataset", "evaluate"),
-    "inference": ("model", "dataset", "inference"),
-    "export": ("model", "export"),
-    "gen_trt_engine": ("gen_trt_engine",),
-    "quantize": ("model", "dataset", "quantize"),
-}
+ACTION_NEEDS: dict[str, tuple[str, ...]] = {a.name: a.sections for a in SPEC_ACTIONS}
 # A "???" key that is fine when its alternative is set (TAO deploy evaluates an engine, not a checkpoint).
 ALTERNATIVES: dict[str, str] = {
     "evaluate.checkpoint": "evaluate.trt_engine",
     "inference.checkpoint": "inference.trt_engine",
 }
 SECRET_KEYS = ("encryption_key",)
+
+
+def given(value: str | None) -> str | None:
+    """A spec string value, or None when the user left it empty ('' or TAO's '???')."""
+    return None if value in (None, "", MISSING) else value
 
 
 

@@ -1,5 +1,5 @@
 """The AutoML service: TAO schema reader, SearchSpace, algorithms, sweep + trial driver,
-MLflow tracking, policy, promotion, Python API and the `grounding_dino` CLI."""
+MLflow tracking, policy, promotion and the Python API (the `grounding_dino` command line is `cli`)."""
 from __future__ import annotations
 
 from typing import Any

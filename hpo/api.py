@@ -15,22 +15,28 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from gdino.config.automl import EPOCH_FIDELITY_ALGORITHMS
-from gdino.errors import DependencyMissing, SweepError
+from gdino.config import ExperimentConfig
+from gdino.config.automl import EPOCH_FIDELITY_ALGORITHMS, AutoMLConfig
+from gdino.errors import SweepError
+from hpo.sweep.checkpoints import tidy_sweep
 from hpo.sweep.engine import SweepPlan, SweepResult, SweepSetup, collect_result
+
+if TYPE_CHECKING:
+    from hpo.space import SearchSpace
+    from hpo.tracking.mlflow_callback import MlflowSweepCallback
 
 log = logging.getLogger(__name__)
 
 __all__ = ["launch_sweep", "resume_sweep", "sweep_status", "SweepResult", "SweepPlan"]
 
-PAUSING_ALGORITHMS = frozenset({"hyperband", "bohb", "pbt", "dehb", "hyperband_es"})
 GDINO_TRAIN_FN = "hpo.sweep.worker:gdino_train_fn"
 
 
-def launch_sweep(spec_or_path: Any, overrides: Optional[Sequence[str]] = None,
-                 ray_address: Optional[str] = None, *, sweep_dir: Optional[str | Path] = None,
+def launch_sweep(spec_or_path: ExperimentConfig | Mapping[str, Any] | str | Path,
+                 overrides: Optional[Sequence[str]] = None, ray_address: Optional[str] = None, *,
+                 sweep_dir: Optional[str | Path] = None,
                  backend: str = "train", train_fn: str = GDINO_TRAIN_FN,
                  train_fn_options: Optional[Mapping[str, Any]] = None, plan: Optional[SweepPlan] = None,
                  tracking: bool = True, progress: bool = True, promote: bool = True,
@@ -59,34 +65,56 @@ def launch_sweep(spec_or_path: Any, overrides: Optional[Sequence[str]] = None,
     space = None
     if plan is None:
         plan, space = _plan_from_algorithm(cfg, automl, metric, mode)
+        if automl.baseline_trial:  # the spec as written is the first trial (hpo.sweep.baseline)
+            from hpo.sweep.baseline import add_baseline_trial
+
+            add_baseline_trial(plan, space)
+        from hpo.sweep.baseline import announce_pretrained_drops
+
+        announce_pretrained_drops(space)
     setup = SweepSetup(sweep_dir=str(directory.resolve()), base_spec=spec_dict,
                        automl=automl.model_dump(mode="json"), metric=metric, mode=mode,
                        algorithm=automl.algorithm, backend=backend, train_fn=train_fn,
                        train_fn_options=dict(train_fn_options or {}),
                        trial_epochs=int(automl.max_epochs) * int(automl.epoch_multiplier),
                        mlflow=_mlflow_dict(cfg))
+    secrets = _redact_setup(setup)  # only the redacted spec is ever written; secrets travel in memory
     address = ray_address or automl.ray_address or os.environ.get("RAY_ADDRESS") or None
     log.info("sweep %s: algorithm %s, metric %s (%s)", setup.sweep_dir, automl.algorithm, metric, mode)
-    with ray_cluster(address, directory, num_cpus=num_cpus, object_store_memory=object_store_memory) as cluster:
-        tracker = _make_tracker(setup, space, plan) if tracking else None
-        result = run_sweep(setup, plan, cluster, tracker=tracker, progress=progress)
-    if promote and automl.promote:
-        promote_result(result, tracking=tracking)
+    with ray_cluster(address, directory, num_cpus=num_cpus, object_store_memory=object_store_memory,
+                     secret_env=_secret_env(secrets)) as cluster:
+        tracker = _make_tracker(setup, space, plan, secrets) if tracking else None
+        result = run_sweep(setup, plan, cluster, tracker=tracker, progress=progress, secrets=secrets)
+        if promote and automl.promote:  # inside: promotion runs as a Ray task where trials ran
+            promote_result(result, tracking=tracking)
+    tidy_sweep(setup, result)  # after promotion, which reads the best trials' checkpoints
     return result
 
 
 def resume_sweep(sweep_dir: str | Path, ray_address: Optional[str] = None, *,
-                 num_cpus: Optional[int] = None, object_store_memory: Optional[int] = None) -> SweepResult:
+                 num_cpus: Optional[int] = None, object_store_memory: Optional[int] = None,
+                 promote: bool = True, tracking: bool = True, spec: Any = None) -> SweepResult:
     """Continue a sweep whose driver died: Tune restores searcher, scheduler and trials; finished trials
-    stay finished, unfinished ones continue from their checkpoints, the ledger carries on."""
+    stay finished, unfinished ones continue from their checkpoints, the ledger carries on.
+
+    Secrets are not stored with the sweep (hpo.secrets): they come from `spec` (the sweep's spec given
+    again: a path or dict) or the environment ($TAO_ENCRYPTION_KEY, $MLFLOW_TRACKING_URI, ...); a
+    missing one raises hpo.secrets.SecretMissing before anything starts."""
+    from hpo.secrets import require_secrets, split_secrets
     from hpo.sweep.cluster import ray_cluster
     from hpo.sweep.engine import restore_sweep
 
     setup = SweepSetup.load(sweep_dir)
+    given = split_secrets(_load_spec(spec, ())[1])[1] if spec is not None else None
+    secrets = require_secrets(list(setup.secret_paths), setup.sweep_dir, spec_secrets=given)
     address = ray_address or setup.automl.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
     with ray_cluster(address, Path(setup.sweep_dir), num_cpus=num_cpus,
-                     object_store_memory=object_store_memory) as cluster:
-        return restore_sweep(setup.sweep_dir, cluster)
+                     object_store_memory=object_store_memory, secret_env=_secret_env(secrets)) as cluster:
+        result = restore_sweep(setup.sweep_dir, cluster, secrets=secrets)
+        if promote and setup.automl.get("promote", True) and result.state == "finished":
+            promote_result(result, tracking=tracking)
+    tidy_sweep(setup, result)
+    return result
 
 
 def sweep_status(sweep_dir: str | Path) -> SweepResult:
@@ -148,64 +176,45 @@ def _metric_mode(metric: str) -> str:
     return metric_mode(metric)
 
 
-def _load_spec(spec_or_path: Any, overrides: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    """(config with `.automl`, the nested spec dict trials start from)."""
-    if hasattr(spec_or_path, "model_dump") and hasattr(spec_or_path, "automl"):
-        cfg = spec_or_path
-        if overrides:
-            from gdino.spec import load_spec
+def _load_spec(spec_or_path: ExperimentConfig | Mapping[str, Any] | str | Path,
+               overrides: Sequence[str]) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """(the validated config, the nested spec dict trials start from; workers rebuild the config from it
+    with ExperimentConfig.model_validate)."""
+    from gdino.spec import load_spec
 
-            cfg = load_spec(cfg.model_dump(mode="json"), list(overrides))
+    if isinstance(spec_or_path, ExperimentConfig):
+        cfg = load_spec(spec_or_path.model_dump(mode="json"), list(overrides)) if overrides else spec_or_path
     else:
-        from gdino.spec import load_spec
-
-        source = str(spec_or_path) if isinstance(spec_or_path, Path) else spec_or_path
+        source = str(spec_or_path) if isinstance(spec_or_path, Path) else dict(spec_or_path) \
+            if isinstance(spec_or_path, Mapping) else spec_or_path
         cfg = load_spec(source, list(overrides))
     return cfg, cfg.model_dump(mode="json")
 
 
-def _default_sweep_dir(spec_dict: Mapping[str, Any], automl: Any) -> Path:
+def _default_sweep_dir(spec_dict: Mapping[str, Any], automl: AutoMLConfig) -> Path:
     root = Path(automl.storage_path) if automl.storage_path else \
         Path(spec_dict.get("results_dir") or "results") / "automl"
     return root / time.strftime(f"sweep_{automl.algorithm}_%Y%m%d-%H%M%S")
 
 
-def _mlflow_dict(cfg: Any) -> Optional[dict[str, Any]]:
-    section = getattr(cfg, "mlflow", None)
-    return section.model_dump(mode="json") if section is not None else None
+def _mlflow_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    return cfg.mlflow.model_dump(mode="json")
 
 
-def _plan_from_algorithm(cfg: Any, automl: Any, metric: str, mode: str) -> tuple[SweepPlan, Any]:
+def _plan_from_algorithm(cfg: ExperimentConfig, automl: AutoMLConfig, metric: str,
+                         mode: str) -> tuple[SweepPlan, SearchSpace]:
     """The spec's algorithm (hpo.algorithms) over the spec's search space (hpo.space)."""
-    try:
-        from hpo.algorithms import make_algorithm
-    except ImportError as err:
-        raise DependencyMissing("the hpo.algorithms package is not available in this installation",
-                                hint="reinstall gdino-automl") from err
+    from hpo.algorithms import make_algorithm
     from hpo.space import build_search_space
 
     name = automl.algorithm
     space = build_search_space(cfg, epochs_are_fidelity=name in EPOCH_FIDELITY_ALGORITHMS)
     alg = make_algorithm(name, space, automl, metric, mode, automl.seed)
-    epochs = _first_attr(alg, ("trial_epochs", "max_trial_epochs", "max_epochs"), None)
-    plan = SweepPlan(algorithm=alg, rung_milestones=list(_first_attr(alg, ("budgets",), []) or []),
-                     searcher=_first_attr(alg, ("searcher", "search_alg"), None),
-                     scheduler=_first_attr(alg, ("scheduler",), None),
-                     num_samples=int(_first_attr(alg, ("num_samples",), automl.max_recommendations)),
-                     param_space=dict(_first_attr(alg, ("param_space",), {}) or {}),
-                     trial_epochs=int(epochs) if epochs else None,  # already x epoch_multiplier
-                     pauses=bool(_first_attr(alg, ("pauses", "needs_checkpoints", "uses_checkpoints"),
-                                             name in PAUSING_ALGORITHMS)),
-                     multi_fidelity=bool(_first_attr(alg, ("multi_fidelity",), name in EPOCH_FIDELITY_ALGORITHMS)))
+    plan = SweepPlan(algorithm=alg, rung_milestones=list(alg.budgets), searcher=alg.searcher,
+                     scheduler=alg.scheduler, num_samples=int(alg.num_samples), param_space=dict(alg.param_space),
+                     trial_epochs=int(alg.trial_epochs),  # already x epoch_multiplier
+                     pauses=alg.pauses, multi_fidelity=alg.multi_fidelity)
     return plan, space
-
-
-def _first_attr(obj: Any, names: Sequence[str], default: Any) -> Any:
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return default
 
 
 def promote_result(result: SweepResult, *, tracking: bool = True) -> SweepResult:
@@ -214,10 +223,8 @@ def promote_result(result: SweepResult, *, tracking: bool = True) -> SweepResult
     if result.best_trial_id is None:
         log.warning("no trial finished with a score: nothing to promote")
         return result
-    from hpo.promote import promote_sweep
-
     try:
-        outcome = promote_sweep(result.sweep_dir, tracking=tracking)
+        outcome = _promote_where_trials_ran(result.sweep_dir, tracking)
     except Exception as err:  # the sweep's results stay where they are; resume promotion by hand
         step = getattr(err, "step", None)
         result.promotion_error = f"promotion failed{f' at {step}' if step else ''}: {type(err).__name__}: {err}"
@@ -228,15 +235,82 @@ def promote_result(result: SweepResult, *, tracking: bool = True) -> SweepResult
     return result
 
 
-def _make_tracker(setup: SweepSetup, space: Any, plan: SweepPlan) -> Any:
-    """The MLflow parent/child runs (hpo.tracking), when that package is installed."""
-    try:
-        from hpo.tracking.mlflow_callback import MlflowSweepCallback, default_tracking_uri
-    except ImportError:
-        log.warning("hpo.tracking is not available: the sweep is not tracked in MLflow")
-        return None
+PROMOTION_TASK_RECORD = "promotion_task.json"
+
+
+def _promote_where_trials_ran(sweep_dir: str, tracking: bool) -> Any:
+    """hpo.promote.promote_sweep as a Ray task with one trial's resources (its CPUs, a GPU when trials
+    use GPUs, its custom resources), so evaluation, export and the TensorRT build run on the kind of
+    node the trials ran on, not in the driver on the head node. Without Ray it runs here.
+    Where it ran is written to <sweep dir>/promotion_task.json."""
+    import json
+
+    import ray
+
+    from hpo.promote import promote_sweep
+    from hpo.sweep.resources import TrialResources
+
+    setup = SweepSetup.load(sweep_dir)
+    if not ray.is_initialized() or not setup.resources:
+        return promote_sweep(sweep_dir, tracking=tracking)
+    wanted = TrialResources(**setup.resources).single_process_resources()
+    options: dict[str, Any] = {"num_cpus": wanted.pop("CPU"), "num_gpus": wanted.pop("GPU", 0), "resources": wanted,
+               "max_retries": 0}  # a failed promotion is reported, not silently repeated
+
+    def promote_task() -> tuple[Any, dict[str, Any], Optional[tuple[str, str, Optional[str]]]]:
+        import socket
+
+        context = ray.get_runtime_context()
+        where = {"node_id": context.get_node_id(), "hostname": socket.gethostname(),
+                 "resources": {k: v for k, v in {**options["resources"], "CPU": options["num_cpus"],
+                                                 "GPU": options["num_gpus"]}.items() if v}}
+        try:
+            return promote_sweep(sweep_dir, tracking=tracking), where, None
+        except Exception as err:  # noqa: BLE001 - returned as data: typed errors do not all unpickle
+            return None, where, (type(err).__name__, str(err), getattr(err, "step", None))
+
+    log.info("promotion runs as a Ray task with %s", options)
+    outcome, where, error = ray.get(ray.remote(promote_task).options(**options).remote())
+    Path(sweep_dir, PROMOTION_TASK_RECORD).write_text(json.dumps(where, indent=2))
+    log.info("promotion ran on node %s (%s)", where["node_id"][:12], where["hostname"])
+    if error is not None:
+        from hpo.promote import PromotionError
+
+        name, message, step = error
+        raise PromotionError(step or "unknown", f"{name}: {message}")
+    return outcome
+
+
+def _redact_setup(setup: SweepSetup) -> dict[str, str]:
+    """Mask every secret (hpo.secrets) in the setup's spec, automl and mlflow sections, record their
+    paths in `setup.secret_paths`, and return {path: value} (kept in memory only)."""
+    from hpo.secrets import split_secrets
+
+    redacted, secrets = split_secrets({"spec": setup.base_spec, "automl": setup.automl,
+                                       "mlflow": setup.mlflow or {}})
+    setup.base_spec, setup.automl = redacted["spec"], redacted["automl"]
+    setup.mlflow = redacted["mlflow"] if setup.mlflow is not None else None
+    # paths relative to the spec's root (automl.* and mlflow.* are spec sections too)
+    by_path = {path.split(".", 1)[1] if path.startswith("spec.") else path: value
+               for path, value in secrets.items()}
+    setup.secret_paths = sorted(by_path)
+    return by_path
+
+
+def _secret_env(secrets: Mapping[str, str]) -> dict[str, str]:
+    from hpo.secrets import secret_env
+
+    return secret_env(secrets)
+
+
+def _make_tracker(setup: SweepSetup, space: SearchSpace | None, plan: SweepPlan,
+                  secrets: Optional[Mapping[str, str]] = None) -> MlflowSweepCallback:
+    """The MLflow parent/child runs (hpo.tracking) of the sweep."""
+    from hpo.tracking.mlflow_callback import MlflowSweepCallback, default_tracking_uri
+    from hpo.tracking.writer import spill_path_for
+
     mlflow_cfg = setup.mlflow or {}
-    uri = mlflow_cfg.get("tracking_uri") or default_tracking_uri(
+    uri = (secrets or {}).get("mlflow.tracking_uri") or mlflow_cfg.get("tracking_uri") or default_tracking_uri(
         setup.base_spec.get("results_dir") or setup.sweep_dir)
     sweep_params = {k: v for k, v in setup.automl.items() if k not in ("range_override",)}
     return MlflowSweepCallback(
@@ -244,4 +318,5 @@ def _make_tracker(setup: SweepSetup, space: Any, plan: SweepPlan) -> Any:
         setup.base_spec, space.table() if space is not None else [],
         system_metrics=bool(mlflow_cfg.get("system_metrics", True)), metric=setup.metric, mode=setup.mode,
         max_epochs=int(plan.trial_epochs or setup.trial_epochs),
-        rung_milestones=plan.rung_milestones if plan.multi_fidelity else ())
+        rung_milestones=plan.rung_milestones if plan.multi_fidelity else (), multi_fidelity=plan.multi_fidelity,
+        spill_path=str(spill_path_for(setup.sweep_dir)))  # buffered writes survive a killed driver

@@ -4,8 +4,10 @@
   * the run's policy is `auto`: the spec's top-level `automl_policy` (so `automl_policy=off` works as
     an override) is not `off`, and the user's request does not say "turn off AutoML", "disable AutoML",
     "no HPO" or "plain training" (off for this run only);
-  * `references/skill_info.yaml` says `automl_enabled: true` (the model-layer switch);
-  * `schemas/train.schema.json` and `references/spec_template_train.yaml` exist and parse.
+  * the packaged `references/skill_info.yaml` says `automl_enabled: true` (the model-layer switch);
+  * the packaged `schemas/train.schema.json` and `references/spec_template_train.yaml` exist and parse.
+"Packaged" means gdino/resources, read with importlib.resources, so an installed wheel decides the same
+way as a checkout.
 If AutoML is enabled but the schema or template is missing, the decision says so and how to generate
 them, and training runs plainly. Non-train actions never go through AutoML. Deciding only reads
 files: a per-run override never changes the model's metadata.
@@ -16,17 +18,21 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
 import yaml
 
-from gdino.errors import SpecError
+from gdino.config import ExperimentConfig
+from gdino.resources import resources
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 PolicyMode = Literal["auto", "off"]
 
-SCHEMA_RELPATH = Path("schemas") / "train.schema.json"
-TEMPLATE_RELPATH = Path("references") / "spec_template_train.yaml"
-SKILL_INFO_RELPATH = Path("references") / "skill_info.yaml"
+SCHEMA_RELPATH = "schemas/train.schema.json"
+TEMPLATE_RELPATH = "references/spec_template_train.yaml"
+SKILL_INFO_RELPATH = "references/skill_info.yaml"
 GENERATE_HINT = "generate them with `grounding_dino schema --write`"
 
 # The seed's phrases (and their obvious spellings) that turn AutoML off for one run.
@@ -50,8 +56,11 @@ class PolicyDecision:
         return self.mode == "auto" and self.automl_runnable
 
 
-def package_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+def _file(root: Path | Traversable, relpath: str) -> Traversable:
+    node = root
+    for part in relpath.split("/"):
+        node = node.joinpath(part)
+    return node
 
 
 def _normalise(text: str) -> str:
@@ -71,19 +80,12 @@ def policy_from_request(request: str | None) -> tuple[PolicyMode, str | None]:
     return "auto", None
 
 
-def _explicit_policy(cfg: Any) -> str | None:
-    value = cfg.get("automl_policy") if isinstance(cfg, Mapping) else getattr(cfg, "automl_policy", None)
-    if value is None:
-        return None
-    if isinstance(value, bool):  # YAML reads a bare `off` as False
-        value = "auto" if value else "off"
-    value = str(value).strip().lower()
-    if value not in ("auto", "off"):
-        raise SpecError(f"must be 'auto' or 'off', got {value!r}", key="automl_policy")
-    return value
+def _explicit_policy(cfg: ExperimentConfig) -> PolicyMode | None:
+    """The spec's automl_policy when the spec sets it (the config model validated it to auto | off)."""
+    return cfg.automl_policy if "automl_policy" in cfg.model_fields_set else None
 
 
-def resolve_mode(cfg: Any, request: str | None = None) -> tuple[PolicyMode, str]:
+def resolve_mode(cfg: ExperimentConfig, request: str | None = None) -> tuple[PolicyMode, str]:
     """The run's policy and where it came from. Either source saying off turns AutoML off."""
     explicit = _explicit_policy(cfg)
     requested, phrase = policy_from_request(request)
@@ -94,8 +96,8 @@ def resolve_mode(cfg: Any, request: str | None = None) -> tuple[PolicyMode, str]
     return "auto", "automl_policy is auto" if explicit == "auto" else "automl_policy defaults to auto"
 
 
-def _skill_automl_enabled(root: Path) -> tuple[bool | None, str]:
-    path = root / SKILL_INFO_RELPATH
+def _skill_automl_enabled(root: Path | Traversable) -> tuple[bool | None, str]:
+    path = _file(root, SKILL_INFO_RELPATH)
     try:
         info = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -108,12 +110,12 @@ def _skill_automl_enabled(root: Path) -> tuple[bool | None, str]:
                                                 f"{str(info.get('automl_enabled')).lower()}"
 
 
-def _artifact_problem(root: Path) -> str | None:
+def _artifact_problem(root: Path | Traversable) -> str | None:
     """Why the packaged train schema/template cannot be used, or None when both exist and parse."""
-    schema_path, template_path = root / SCHEMA_RELPATH, root / TEMPLATE_RELPATH
-    for path in (schema_path, template_path):
+    schema_path, template_path = _file(root, SCHEMA_RELPATH), _file(root, TEMPLATE_RELPATH)
+    for relpath, path in ((SCHEMA_RELPATH, schema_path), (TEMPLATE_RELPATH, template_path)):
         if not path.is_file():
-            return f"{path.relative_to(root)} is missing"
+            return f"{relpath} is missing"
     try:
         schema = json.loads(schema_path.read_text(encoding="utf-8"))
         if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
@@ -129,15 +131,16 @@ def _artifact_problem(root: Path) -> str | None:
     return None
 
 
-def decide_policy(cfg: Any, request: str | None = None, *, root: str | Path | None = None,
+def decide_policy(cfg: ExperimentConfig, request: str | None = None, *, root: str | Path | None = None,
                   action: str = "train") -> PolicyDecision:
-    """Whether this run of `action` goes through AutoML (see the module docstring)."""
+    """Whether this run of `action` goes through AutoML (see the module docstring). `root`: a folder
+    laid out like gdino/resources to read instead of the packaged one (tests)."""
     mode, why = resolve_mode(cfg, request)
     if action != "train":
         return PolicyDecision(mode, False, f"{action} never goes through AutoML")
     if mode == "off":
         return PolicyDecision("off", False, f"plain training: {why}")
-    base = Path(root) if root is not None else package_root()
+    base: Path | Traversable = Path(root) if root is not None else resources()
     enabled, skill_text = _skill_automl_enabled(base)
     if enabled is None:
         return PolicyDecision("auto", False, f"plain training: {skill_text}; {GENERATE_HINT}")

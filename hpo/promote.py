@@ -1,6 +1,10 @@
 """Promotion of a finished sweep's best trial (issue 7 part 5, notes/tao.md §3.7):
 
-    select    the best trial by the sweep's rule (hpo.sweep.engine.best_record over the ledger)
+    select    the best trial by the one ranking rule (hpo.algorithms.scoring, through the ledger); the
+              baseline trial (the spec as written) is a candidate, so when it wins it is what gets promoted
+    retest    the top three trials' checkpoints re-evaluated on dataset.test_data_sources (skipped, with a
+              line, when the spec has no test data): <results_dir>/report/test_scores.json and a section of
+              the report; the choice stays the validation rule's (choosing on the test data would leak it)
     stage     its best checkpoint, merged spec and recommendation_<trial_id>.yaml into a temp dir
     export    ONNX with TAO's interface (trt.export)
     evaluate  the ONNX file with ONNX Runtime on dataset.test_data_sources (else val_data_sources)
@@ -82,6 +86,8 @@ class PromotionResult:
     champion: Optional[ChampionDecision] = None
     steps: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    trial_is_baseline: bool = False  # the spec as written won the sweep
+    test_scores: list[dict[str, Any]] = field(default_factory=list)  # the top trials on the test data
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +100,12 @@ class PromotionResult:
                  f"  evaluation on {self.evaluation_split}: {COMPARE_METRIC}="
                  + (f"{ap50:.4f}" if isinstance(ap50, (int, float)) else "-"),
                  f"  TensorRT engine: {self.engine_file or 'skipped: ' + str(self.engine_skipped)}"]
+        if self.trial_is_baseline:
+            lines.insert(1, "  this is the baseline trial: the spec as written beat every sampled configuration")
+        for row in self.test_scores:
+            lines.append(f"  top trial {row['trial_id']}{' (baseline)' if row.get('baseline') else ''}: "
+                         f"val {self.metric}={_fmt_score(row.get('val'))}, "
+                         f"test AP50={_fmt_score(row.get('test_AP50'))}")
         if self.registered_model:
             lines.append(f"  MLflow: {self.registered_model} version {self.model_version} "
                          f"(run {self.promotion_run_id})")
@@ -105,16 +117,30 @@ class PromotionResult:
 
 
 # ------------------------------------------------------------------------------------------ entry
+def _put_back_secrets(setup: Any) -> None:
+    """sweep.json holds a redacted spec (hpo.secrets): put back, in memory, the secrets the environment has
+    (during a sweep: the env vars it set; later: $TAO_ENCRYPTION_KEY, $MLFLOW_TRACKING_URI, ...)."""
+    from hpo.secrets import with_available_secrets
+
+    paths = list(getattr(setup, "secret_paths", None) or [])
+    if paths:
+        setup.base_spec = with_available_secrets(setup.base_spec, paths)
+        if setup.mlflow is not None:
+            setup.mlflow = with_available_secrets({"mlflow": setup.mlflow}, paths)["mlflow"]
+
+
 def promote_sweep(sweep_dir: str | Path, *, tracking: bool = True) -> PromotionResult:
     """Promote the best trial of the sweep in `sweep_dir` (see the module docstring for the steps)."""
     from hpo.sweep.engine import SweepSetup
 
     step = _Steps()
     setup = SweepSetup.load(sweep_dir)
+    _put_back_secrets(setup)
     sweep_id = Path(setup.sweep_dir).name
     trial = step("select", lambda: _best_trial(setup))
     results_dir = Path(setup.base_spec.get("results_dir") or setup.sweep_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
+    test_scores = step("retest", lambda: retest_top_trials(setup, results_dir))
     staging = Path(tempfile.mkdtemp(prefix=f".{BEST_MODEL_DIR}-", dir=results_dir))
     try:
         spec, staged_checkpoint = step("stage", lambda: _stage(setup, trial, staging))
@@ -133,13 +159,14 @@ def promote_sweep(sweep_dir: str | Path, *, tracking: bool = True) -> PromotionR
         metric=setup.metric, best_model_dir=str(best_dir), checkpoint=rebase(staged_checkpoint),
         onnx_file=rebase(onnx_file), evaluation=evaluation, evaluation_split=split,
         dataset_hash=dataset_hash, engine_file=rebase(engine_file), engine_skipped=engine_skipped,
-        steps=["select", "stage", "export", "evaluate", "engine", "publish"])
+        steps=["select", "retest", "stage", "export", "evaluate", "engine", "publish"],
+        trial_is_baseline=bool(getattr(trial, "baseline", False)), test_scores=test_scores)
     (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
     if tracking:
         _register(setup, result, cfg, source, step)
     result.step_seconds = dict(step.seconds)
     (best_dir / "promotion.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
-    log.info("%s", result.summary())
+    log.debug("%s", result.summary())  # callers print it (CLI, SweepResult.to_text): once
     return result
 
 
@@ -166,8 +193,7 @@ class _Steps:
 
 # ------------------------------------------------------------------------------------------ select / stage
 def _best_trial(setup: Any) -> Any:
-    from hpo.sweep.engine import best_record
-    from hpo.sweep.ledger import Ledger
+    from hpo.sweep.ledger import Ledger, best_record  # the one ranking rule (hpo.algorithms.scoring)
 
     records = Ledger(setup.sweep_dir, setup.metric, setup.mode).trials()
     best = best_record(records, setup.mode, setup.multi_fidelity)
@@ -196,6 +222,87 @@ def checkpoint_file(path: str | Path) -> Path:
                          hint="the trial's checkpoints may have been deleted; promote after re-running it")
 
 
+RETEST_TOP = 3
+TEST_SCORES = "test_scores.json"
+
+
+def _fmt_score(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def held_out_source(spec: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """dataset.test_data_sources when the spec has test data with annotations, else None."""
+    source = (spec.get("dataset") or {}).get("test_data_sources")
+    if isinstance(source, list):
+        source = source[0] if source else None
+    if isinstance(source, dict) and source.get("json_file") not in (None, "", "???"):
+        return {"json_file": str(source["json_file"]), "image_dir": str(source.get("image_dir") or "")}
+    return None
+
+
+def retest_top_trials(setup: Any, results_dir: Path, top: int = RETEST_TOP,
+                      evaluate: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None) -> list[dict[str, Any]]:
+    """The top `top` trials by the ranking rule, each checkpoint evaluated on the test data (PyTorch):
+    [{trial_id, baseline, val, test_AP50, test_AP}] in rank order, written to
+    <results_dir>/report/test_scores.json and added to the report. [] (and a printed line) without
+    test data. `evaluate`: the evaluation (default gdino.engine.evaluate; tests may pass another)."""
+    from hpo.sweep.ledger import Ledger, ranked_records
+
+    source = held_out_source(setup.base_spec)
+    if source is None:
+        print("retest: skipped, the spec has no dataset.test_data_sources (the promoted trial is evaluated on "
+              "the validation data)", flush=True)
+        return []
+    records = Ledger(setup.sweep_dir, setup.metric, setup.mode).trials()
+    leaders = [r for r in ranked_records(records, setup.mode, setup.multi_fidelity)
+               if r.summary().candidate and r.checkpoint][:top]
+    rows = []
+    for rank, record in enumerate(leaders, 1):
+        spec = _trial_spec(setup, record)
+        spec.pop("automl", None)
+        spec.setdefault("dataset", {})["test_data_sources"] = dict(source)
+        out = results_dir / "report" / "retest" / record.trial_id
+        row = {"rank": rank, "trial_id": record.trial_id, "baseline": record.baseline, "val": record.score,
+               "test_AP50": None, "test_AP": None}
+        # the retest informs, it does not decide: one trial's checkpoint pruned or unreadable must not cost
+        # the promotion (the promoted trial's own checkpoint is checked by the steps that follow)
+        try:
+            weights = checkpoint_file(record.checkpoint)
+            spec["evaluate"] = {**(spec.get("evaluate") or {}), "checkpoint": str(weights), "results_dir": str(out)}
+            spec["results_dir"] = str(out)
+            metrics = (evaluate or _evaluate_checkpoint)(spec)
+            row.update(test_AP50=_number(metrics.get("AP50")), test_AP=_number(metrics.get("AP")))
+        except PromotionError as err:
+            row["error"] = err.message
+        except Exception as err:  # noqa: BLE001 - named in the row, the report and the printed line
+            row["error"] = _redacted(f"{type(err).__name__}: {getattr(err, 'message', err)}")[:300]
+        rows.append(row)
+        print(f"retest: #{rank} trial {record.trial_id}: val {setup.metric}={_fmt_score(record.score)}, "
+              f"test AP50={_fmt_score(row['test_AP50'])}" + (f" ({row['error']})" if "error" in row else ""),
+              flush=True)
+    report_dir = results_dir / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / TEST_SCORES).write_text(json.dumps(rows, indent=1))
+    from hpo.tracking.report import add_test_scores
+
+    add_test_scores(report_dir, rows, setup.metric)
+    return rows
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _evaluate_checkpoint(spec: dict[str, Any]) -> dict[str, Any]:
+    from gdino.engine.evaluate import evaluate
+    from gdino.spec import load_spec
+
+    return evaluate(load_spec(spec))
+
+
 def _trial_spec(setup: Any, trial: Any) -> dict[str, Any]:
     """The trial's merged spec (written by the trial driver), else base spec + the trial's config."""
     path = Path(setup.sweep_dir, "trials", trial.trial_id, "spec.yaml")
@@ -203,18 +310,25 @@ def _trial_spec(setup: Any, trial: Any) -> dict[str, Any]:
         return yaml.safe_load(path.read_text()) or {}
     from hpo.space import apply_config
 
-    return apply_config(json.loads(json.dumps(setup.base_spec)), trial.config or {})
+    searched = {k: v for k, v in (trial.config or {}).items() if not k.startswith("__")}  # the sweep's own keys
+    return apply_config(json.loads(json.dumps(setup.base_spec)), searched)
 
 
 def _stage(setup: Any, trial: Any, staging: Path) -> tuple[dict[str, Any], Path]:
     source = checkpoint_file(trial.checkpoint)
-    target = staging / f"model{source.suffix}"
-    shutil.copy2(source, target)
+    if source.suffix == ".ckpt":  # a trial's Lightning checkpoint -> its TAO-style .pth, written once, here
+        from gdino.engine.callbacks import write_model_file
+
+        target = write_model_file(source, staging / "model.pth")
+    else:  # another training function's own format, as it is
+        target = staging / f"model{source.suffix}"
+        shutil.copy2(source, target)
     spec = _trial_spec(setup, trial)
     spec["results_dir"] = str(Path(setup.base_spec.get("results_dir") or setup.sweep_dir) / BEST_MODEL_DIR)
     (staging / "spec.yaml").write_text(yaml.safe_dump(_redacted_spec(spec), sort_keys=False))
     recommendation = {"trial_id": trial.trial_id, "metric": setup.metric, "score": trial.score,
-                      "best_epoch": trial.best_epoch, "config": trial.config}
+                      "best_epoch": trial.best_epoch, "baseline": bool(getattr(trial, "baseline", False)),
+                      "config": {k: v for k, v in (trial.config or {}).items() if not k.startswith("__")}}
     (staging / f"recommendation_{trial.trial_id}.yaml").write_text(yaml.safe_dump(recommendation, sort_keys=False))
     # the in-memory spec keeps secrets (the model may need an encryption_key); only the files are redacted
     spec.setdefault("export", {})["checkpoint"] = str(target)
@@ -260,9 +374,11 @@ def evaluate_onnx(cfg: Any, onnx_file: str | Path, source: dict[str, Any], resul
 
     spec = cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else json.loads(json.dumps(cfg))
     spec["dataset"]["test_data_sources"] = dict(source)
-    spec["evaluate"] = {**(spec.get("evaluate") or {}), "checkpoint": str(onnx_file), "trt_engine": None,
+    spec["evaluate"] = {**(spec.get("evaluate") or {}), "checkpoint": str(onnx_file), "trt_engine": "",
                         "results_dir": str(results_dir), "input_height": None, "input_width": None}
-    metrics = actions.evaluate(spec)
+    from gdino.config import ExperimentConfig  # trt reads the validated config (cli layering, issue 13)
+
+    metrics = actions.evaluate(ExperimentConfig.model_validate(spec))
     return {k: v for k, v in metrics.items() if k not in ("model",)}
 
 
@@ -391,7 +507,8 @@ def _version_tags(result: PromotionResult) -> dict[str, str]:
             f"eval_{COMPARE_METRIC}": repr(float(result.evaluation[COMPARE_METRIC])),
             "eval_split": result.evaluation_split, "eval_dataset_hash": result.dataset_hash,
             "trial_metric": result.metric, "trial_score": repr(result.trial_score),
-            "tensorrt_engine": "built" if result.engine_file else "skipped"}
+            "tensorrt_engine": "built" if result.engine_file else "skipped",
+            "baseline": str(result.trial_is_baseline).lower()}  # the spec as written won the sweep
     return {k: _redacted(v) for k, v in tags.items()}
 
 
@@ -414,13 +531,51 @@ def _log_and_register(client: Any, experiment_id: str, name: str, result: Promot
         for artifact in ("spec.yaml", f"recommendation_{result.trial_id}.yaml", "promotion.json"):
             if (best_dir / artifact).is_file():
                 mlflow.log_artifact(str(best_dir / artifact), "best_model")
-        info = mlflow.onnx.log_model(onnx.load(result.onnx_file), name="model", registered_model_name=name)
+        # one file, not weights in a side file, below protobuf's 2 GB limit: then MLflow's copy is
+        # byte-identical to ours and the two can share their bytes (_share_onnx)
+        one_file = Path(result.onnx_file).stat().st_size < ONNX_SINGLE_FILE_LIMIT
+        info = mlflow.onnx.log_model(onnx.load(result.onnx_file), name="model", registered_model_name=name,
+                                     save_as_external_data=not one_file)
+    if one_file:
+        _share_onnx(Path(result.onnx_file), info.artifact_path)
     version = info.registered_model_version
     if version is None:
         raise RuntimeError(f"MLflow registered no version of {name}")
     for key, value in _version_tags(result).items():
         client.set_model_version_tag(name, str(version), key, value)
     return client.get_model_version(name, str(version))
+
+
+ONNX_SINGLE_FILE_LIMIT = 2_000_000_000  # protobuf's message limit (onnx saves larger models as external data)
+
+
+def _share_onnx(ours: Path, artifact_uri: str) -> None:
+    """Replace best_model's ONNX by a hard link to MLflow's byte-identical copy of it (a local artifact
+    store on the same file system), so the promoted model is stored once. Anything else: both stay."""
+    from urllib.parse import unquote, urlparse
+
+    uri = urlparse(str(artifact_uri))
+    theirs = Path(unquote(uri.path)) / "model.onnx"
+    if uri.scheme not in ("", "file") or not theirs.is_file() or theirs.stat().st_size != ours.stat().st_size:
+        return
+    if _sha256(theirs) != _sha256(ours):
+        return
+    staging = ours.with_name(f".{ours.name}.link")
+    try:
+        staging.unlink(missing_ok=True)
+        staging.hardlink_to(theirs)
+        staging.replace(ours)  # atomic: best_model/model.onnx is always a whole model
+    except OSError as err:  # another file system, no hard links: two copies, as before
+        staging.unlink(missing_ok=True)
+        log.debug("best_model's ONNX stays a copy of MLflow's: %s", err)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _current_champion(client: Any, name: str) -> Optional[Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gdino.errors import SchemaError
+from gdino.resources import resources
 
 MISSING = "???"  # omegaconf's MISSING as TAO's schemas print it
 
@@ -31,13 +32,10 @@ _TYPE_ALIASES = {
 MAX_DEPTH = 32  # deeper nesting than any real spec: refuse instead of recursing without bound
 
 
-def package_root() -> Path:
-    """The repository/package root that holds `schemas/` and `references/`."""
-    return Path(__file__).resolve().parents[1]
-
-
 def default_schema_path() -> Path:
-    return package_root() / "schemas" / "train.schema.json"
+    """Our train schema as packaged in gdino/resources (importlib.resources; the same file in a checkout
+    and in an installed wheel). Packages are installed unzipped, so the resource is a real file."""
+    return Path(str(resources().joinpath("schemas", "train.schema.json")))
 
 
 @dataclass(frozen=True)
@@ -173,8 +171,9 @@ def _resolve_type(node: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     non-null branch, as TAO does."""
     branch: Mapping[str, Any] = node
     raw = node.get("type")
-    if raw is None and isinstance(node.get("anyOf") or node.get("oneOf"), list):
-        options = [b for b in (node.get("anyOf") or node.get("oneOf")) if isinstance(b, dict)]
+    alternatives = node.get("anyOf") or node.get("oneOf")
+    if raw is None and isinstance(alternatives, list):
+        options = [b for b in alternatives if isinstance(b, dict)]
         chosen = next((b for b in options if b.get("type") not in (None, "null")), None)
         if chosen is not None:
             merged = {**chosen, **{k: v for k, v in node.items() if k not in ("anyOf", "oneOf")}}
@@ -310,11 +309,13 @@ def read_schema(source: Mapping[str, Any] | str | Path) -> TrainSchema:
     properties = doc.get("properties")
     if not isinstance(properties, Mapping):
         raise SchemaError(f"schema {label} has no 'properties' object")
-    defaults = doc.get("default") if isinstance(doc.get("default"), dict) else {}
+    given_defaults = doc.get("default")
+    defaults: dict[str, Any] = given_defaults if isinstance(given_defaults, dict) else {}
     leaves = flatten_properties(dict(properties), "", defaults)
     default_parameters = _name_list(doc, "automl_default_parameters")
     disabled = frozenset(_name_list(doc, "automl_disabled_parameters"))
-    meta = doc.get("x_tao_schema") if isinstance(doc.get("x_tao_schema"), dict) else {}
+    given_meta = doc.get("x_tao_schema")
+    meta: Mapping[str, Any] = given_meta if isinstance(given_meta, dict) else {}
     arch = meta.get("network_arch")
     return TrainSchema(leaves=leaves, default_parameters=default_parameters, disabled_parameters=disabled,
                        defaults=defaults, source=label,

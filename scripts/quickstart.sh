@@ -19,8 +19,10 @@ started=$(date +%s)
 status=0
 "$GD" train -e "$SPEC" results_dir="$RESULTS" "$@" || status=$?
 
+case "$RESULTS" in /*) results_abs=$RESULTS ;; *) results_abs=$(pwd)/$RESULTS ;; esac
 echo
 echo "Wall time:   $(( $(date +%s) - started )) s"
 echo "Results:     $RESULTS  (sweeps: $RESULTS/automl/, report: $RESULTS/report/report.html)"
-echo "MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/$RESULTS/mlflow.db --port 5000"
+echo "Disk used:   $(du -sh "$RESULTS" 2>/dev/null | cut -f1)"
+echo "MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///$results_abs/mlflow.db --port 5000"
 exit $status

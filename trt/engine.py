@@ -12,14 +12,14 @@ with DependencyMissing saying what to install.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from gdino.config import ExperimentConfig
 from gdino.errors import CheckpointError, SpecError, UnsupportedError
+from gdino.spec import given
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +72,23 @@ def check_data_type(data_type: str) -> str:
     return data_type
 
 
-def settings_from_config(cfg: Any) -> EngineSettings:
-    section = _field(cfg, "gen_trt_engine")
-    trt_cfg = _field(section, "tensorrt", {})
-    onnx_file = _field(section, "onnx_file")
+def settings_from_config(cfg: ExperimentConfig) -> EngineSettings:
+    section = cfg.gen_trt_engine
+    trt_cfg = section.tensorrt
+    onnx_file = given(section.onnx_file)
     if not onnx_file:
         raise SpecError("no ONNX file given", key="gen_trt_engine.onnx_file", hint="export one first (export action)")
-    engine_file = _field(section, "trt_engine") or str(Path(onnx_file).with_suffix(".engine"))
-    min_b, opt_b, max_b = (int(_field(trt_cfg, k, d)) for k, d in
-                           (("min_batch_size", 1), ("opt_batch_size", 1), ("max_batch_size", 4)))
+    engine_file = given(section.trt_engine) or str(Path(onnx_file).with_suffix(".engine"))
+    min_b, opt_b, max_b = int(trt_cfg.min_batch_size), int(trt_cfg.opt_batch_size), int(trt_cfg.max_batch_size)
     if not 1 <= min_b <= opt_b <= max_b:
         raise SpecError(f"need 1 <= min_batch_size ({min_b}) <= opt_batch_size ({opt_b}) <= max_batch_size ({max_b})",
                         key="gen_trt_engine.tensorrt")
-    cache = _field(section, "timing_cache")
+    cache = given(section.timing_cache)
     return EngineSettings(
-        onnx_file=Path(onnx_file), engine_file=Path(engine_file),
-        data_type=check_data_type(_field(trt_cfg, "data_type", "FP32")),
-        workspace_mb=int(_field(trt_cfg, "workspace_size", 8192)), min_batch=min_b, opt_batch=opt_b, max_batch=max_b,
-        batch_size=int(_field(section, "batch_size", -1)), timing_cache=Path(cache) if cache else None,
-        layers_precision=parse_layers_precision(_field(trt_cfg, "layers_precision", [])),
-        verbose=bool(_field(section, "verbose", False)))
+        onnx_file=Path(onnx_file), engine_file=Path(engine_file), data_type=check_data_type(trt_cfg.data_type),
+        workspace_mb=int(trt_cfg.workspace_size), min_batch=min_b, opt_batch=opt_b, max_batch=max_b,
+        batch_size=int(section.batch_size), timing_cache=Path(cache) if cache else None,
+        layers_precision=parse_layers_precision(trt_cfg.layers_precision), verbose=bool(section.verbose))
 
 
 def profile_shapes(shape: Sequence[int], settings: EngineSettings) -> tuple[tuple[int, ...], ...]:
@@ -199,25 +196,3 @@ def _load_timing_cache(config, settings: EngineSettings):
     cache = config.create_timing_cache(blob)
     config.set_timing_cache(cache, ignore_mismatch=False)
     return cache
-
-
-def _field(section: Any, name: str, default: Any = None) -> Any:
-    if section is None:
-        return default
-    value = section.get(name, default) if isinstance(section, dict) else getattr(section, name, default)
-    return default if value in (None, "", "???") else value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hpo.cli import add_spec_arguments
-
-    add_spec_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    from gdino.spec import load_spec
-
-    cfg = load_spec(args.spec, list(args.overrides))
-    path = build_engine(settings_from_config(cfg))
-    print(f"TensorRT engine was saved at {path}")
-    return 0

@@ -8,12 +8,14 @@ graph (trt.processing). `export.batch_size: -1` makes axis 0 of every tensor dyn
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+from gdino.config import ExperimentConfig
+from gdino.spec import given
 
 log = logging.getLogger(__name__)
 
@@ -180,30 +182,25 @@ def serialize_nvdsinfer(output_root: str | os.PathLike, onnx_file: str | os.Path
 
 # ---------------------------------------------------------------- the action
 
-def _field(section: Any, name: str, default: Any = None) -> Any:
-    value = section.get(name, default) if isinstance(section, dict) else getattr(section, name, default)
-    return default if value in (None, "", "???") else value
-
-
-def output_path(cfg: Any) -> Path:
+def output_path(cfg: ExperimentConfig) -> Path:
     """export.onnx_file, else <results_dir>/<checkpoint stem>.onnx (TAO: <checkpoint stem>.onnx)."""
-    section = _field(cfg, "export")
-    onnx_file = _field(section, "onnx_file")
+    section = cfg.export
+    onnx_file = given(section.onnx_file)
     if onnx_file:
         return Path(onnx_file)
-    checkpoint = Path(str(_field(section, "checkpoint", "model")))
-    results_dir = _field(section, "results_dir") or _field(cfg, "results_dir")
+    checkpoint = Path(given(section.checkpoint) or "model")
+    results_dir = given(section.results_dir) or given(cfg.results_dir)
     return Path(results_dir or checkpoint.parent) / f"{checkpoint.stem}.onnx"
 
 
-def export_onnx(cfg: Any, *, detector=None, overwrite: bool = False) -> Path:
+def export_onnx(cfg: ExperimentConfig, *, detector: Any = None, overwrite: bool = False) -> Path:
     """Export per `cfg.export`; `detector` (an HF GroundingDinoForObjectDetection) skips loading the checkpoint."""
     from gdino.errors import SpecError, UnsupportedError
 
-    section = _field(cfg, "export")
-    if _field(section, "format", "onnx") != "onnx":
-        raise UnsupportedError(f"export.format={_field(section, 'format')!r} is not supported", hint="use format: onnx")
-    channels = int(_field(section, "input_channel", 3))
+    section = cfg.export
+    if section.format != "onnx":
+        raise UnsupportedError(f"export.format={section.format!r} is not supported", hint="use format: onnx")
+    channels = int(section.input_channel)
     if channels != 3:
         raise UnsupportedError(f"export.input_channel={channels}: the network takes RGB input",
                                hint="use input_channel: 3")
@@ -214,26 +211,11 @@ def export_onnx(cfg: Any, *, detector=None, overwrite: bool = False) -> Path:
     if detector is None:
         from trt.models import load_detector
 
-        detector = load_detector(cfg, _field(section, "checkpoint"))
-    height, width = int(_field(section, "input_height", 544)), int(_field(section, "input_width", 960))
-    export_module(detector, path, height=height, width=width, batch_size=int(_field(section, "batch_size", -1)),
-                  opset_version=int(_field(section, "opset_version", 17)), verbose=bool(_field(section, "verbose", False)))
-    if _field(section, "serialize_nvdsinfer", False):
+        detector = load_detector(cfg, given(section.checkpoint))
+    height, width = int(section.input_height), int(section.input_width)
+    export_module(detector, path, height=height, width=width, batch_size=int(section.batch_size),
+                  opset_version=int(section.opset_version), verbose=bool(section.verbose))
+    if section.serialize_nvdsinfer:
         serialize_nvdsinfer(path.parent, path, input_channel=channels, input_height=height, input_width=width)
     log.info("ONNX file stored at %s", path)
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hpo.cli import add_spec_arguments
-
-    add_spec_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    from gdino.spec import load_spec
-
-    cfg = load_spec(args.spec, list(args.overrides))
-    path = export_onnx(cfg)
-    print(f"ONNX file stored at {path}")
-    return 0

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdino.errors import CheckpointError, DependencyMissing
+from gdino.config import ExperimentConfig
+from gdino.errors import CheckpointError
 
 
-def load_detector(cfg: Any, checkpoint: str | None):
+def load_detector(cfg: ExperimentConfig, checkpoint: str | None) -> Any:
     """The HF detector (eval mode, CPU) of `checkpoint`, built from `cfg.model`."""
+    from gdino.model import load_network
+
     if not checkpoint:
         raise CheckpointError("no checkpoint given", hint="set export.checkpoint (or evaluate/inference.checkpoint)")
-    try:
-        from gdino.model import load_network
-    except ImportError as exc:
-        raise DependencyMissing("gdino.model.load_network is not available in this installation",
-                                hint="install the complete gdino-automl package") from exc
     net = load_network(cfg, checkpoint)
     return getattr(net, "detector", net).eval()

@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import types
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
 
-def _modeling_module() -> types.ModuleType:
+def _modeling_module() -> Any:  # a module whose attributes are patched: typed as Any on purpose
     import transformers.models.grounding_dino.modeling_grounding_dino as modeling
 
     return modeling

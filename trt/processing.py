@@ -50,7 +50,8 @@ def encode_phrases(tokenizer, phrases: Sequence[str], max_text_len: int) -> tupl
 
     batch = tokenize_batch(tokenizer, [caption_of(phrases)], [list(phrases)], max_text_len, pad_to_max=True)
     text = TextInputs(input_ids=batch.input_ids.long().numpy(), attention_mask=batch.attention_mask.bool().numpy(),
-                      position_ids=batch.position_ids.long().numpy(), token_type_ids=batch.token_type_ids.long().numpy(),
+                      position_ids=batch.position_ids.long().numpy(),
+                      token_type_ids=batch.token_type_ids.long().numpy(),
                       text_token_mask=batch.text_self_attention_masks.bool().numpy())
     return text, normalise_rows(batch.positive_maps[0].numpy())
 
@@ -65,10 +66,10 @@ def normalise_rows(pos_map: np.ndarray) -> np.ndarray:
 def preprocess_image(image: Image.Image, height: int, width: int,
                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """RGB image -> float32 [3,H,W]: resized to the network input (no aspect-ratio padding, as TAO deploy)."""
-    resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
-    array = np.asarray(resized, dtype=np.float32) / 255.0
-    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    resized = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.float32) / 255.0
+    normalised = (pixels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
 @dataclass
@@ -80,7 +81,8 @@ class Detections:
 
 def postprocess(pred_logits: np.ndarray, pred_boxes: np.ndarray, positive_maps: Sequence[np.ndarray],
                 orig_sizes: Sequence[tuple[int, int]], num_select: int) -> list[Detections]:
-    """The model package's post-processing (gdino.model.postprocess, shared with the PyTorch path) on backend outputs."""
+    """The model package's post-processing (gdino.model.postprocess, shared with the PyTorch path) on
+    backend outputs."""
     import torch
 
     from gdino.model.postprocess import postprocess as shared_postprocess

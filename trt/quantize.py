@@ -14,7 +14,6 @@ written to <results_dir>/quantize_report.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from gdino.config import ExperimentConfig
 from gdino.errors import DatasetError, SpecError, UnsupportedError
+from gdino.spec import given
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,6 @@ SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("torchao", "weight_only_ptq"): ("minmax", "max", "entropy", "awq_clip", "awq_lite", "awq_full", "rtn_dq"),
 }
 DEFAULT_CALIBRATION_IMAGES = 32
-
-
-def _field(section: Any, name: str, default: Any = None) -> Any:
-    if section is None:
-        return default
-    value = section.get(name, default) if isinstance(section, dict) else getattr(section, name, default)
-    return default if value in (None, "", "???") else value
 
 
 @dataclass(frozen=True)
@@ -54,26 +48,27 @@ class QuantizeSettings:
     backend_kwargs: dict = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "QuantizeSettings":
-        section = _field(cfg, "quantize", {})
-        return cls(backend=str(_field(section, "backend", "torchao")), mode=str(_field(section, "mode", "weight_only_ptq")),
-                   algorithm=str(_field(section, "algorithm", "minmax")), model_path=str(_field(section, "model_path", "")),
-                   results_dir=str(_field(section, "results_dir") or _field(cfg, "results_dir") or "results/quantize"),
-                   layers=tuple(_layer_names(_field(section, "layers", []) or [])),
-                   skip_names=tuple(str(s) for s in _field(section, "skip_names", []) or []),
-                   backend_kwargs=dict(_field(section, "backend_kwargs", {}) or {}))
+    def from_config(cls, cfg: ExperimentConfig) -> "QuantizeSettings":
+        section = cfg.quantize
+        return cls(backend=section.backend, mode=section.mode, algorithm=section.algorithm,
+                   model_path=given(section.model_path) or "",
+                   results_dir=given(section.results_dir) or given(cfg.results_dir) or "results/quantize",
+                   layers=tuple(_layer_names(section.layers)), skip_names=tuple(section.skip_names),
+                   backend_kwargs=dict(section.backend_kwargs))
 
 
 def _layer_names(layers: Sequence[Any]) -> Iterator[str]:
+    """Module names of quantize.layers: TAO's entries are strings or {module_name, weights: {dtype},
+    activations: {dtype}} mappings (free-form in the schema, so read as YAML gives them)."""
     for entry in layers:
         if isinstance(entry, str):
             yield entry
             continue
-        name = _field(entry, "module_name")
+        name = entry.get("module_name") if isinstance(entry, dict) else None
         if not name:
             raise SpecError(f"layer entry {entry!r} has no module_name", key="quantize.layers")
         for part in ("weights", "activations"):
-            dtype = str(_field(_field(entry, part, {}), "dtype", "int8")).lower()
+            dtype = str((entry.get(part) or {}).get("dtype") or "int8").lower()
             if dtype not in ("int8", "native"):
                 raise UnsupportedError(f"quantize.layers: dtype {dtype!r} for {name!r} is not supported here",
                                        hint="int8 is the only quantized dtype on this stack")
@@ -102,8 +97,8 @@ class CalibrationFeeds:
 
     def __init__(self, onnx_file: str, images: Sequence[Path], phrases: Sequence[str], tokenizer,
                  mean=None, std=None) -> None:
-        from trt.runtime import OnnxRuntimeBackend
         from trt.processing import IMAGENET_MEAN, IMAGENET_STD, encode_phrases
+        from trt.runtime import OnnxRuntimeBackend
 
         backend = OnnxRuntimeBackend(onnx_file)
         self.input_hw, self.batch = backend.input_hw, backend.fixed_batch or 1
@@ -141,8 +136,7 @@ def _onnx_node_names(onnx_file: str, settings: QuantizeSettings) -> tuple[list[s
 
 def quantize_onnx(settings: QuantizeSettings, out_file: Path, calibration: CalibrationFeeds | None = None) -> Path:
     """ONNX Runtime quantization of settings.model_path (static QDQ with `calibration`, else dynamic)."""
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     chosen, excluded = _onnx_node_names(settings.model_path, settings)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -183,61 +177,51 @@ def quantize_torchao(detector, settings: QuantizeSettings):
 
 # ------------------------------------------------------------------------------------------ the action
 
-def _calibration_source(cfg: Any) -> tuple[list[Path], list[str]]:
+def _calibration_source(cfg: ExperimentConfig) -> tuple[list[Path], list[str]]:
     """Images of dataset.quant_calibration_data_sources and the phrases to caption them with."""
     from gdino.data import sources
-    from gdino.data.annotations import load_coco, load_label_map
+    from gdino.data.annotations import load_coco
     from gdino.data.datasets import list_images
 
-    dataset = _field(cfg, "dataset")
-    src = _field(dataset, "quant_calibration_data_sources")
-    if isinstance(src, (list, tuple)):
-        src = src[0] if src else None
-    if not _field(src, "image_dir"):
+    src = cfg.dataset.quant_calibration_data_sources
+    image_dir = given(src.image_dir)
+    if not image_dir:
         raise DatasetError("static_ptq needs calibration images",
                            hint="set dataset.quant_calibration_data_sources.image_dir")
-    images = list_images(sources.resolve_image_dir(_field(src, "image_dir")))
-    phrases: list[str] = []
-    if _field(src, "label_map"):
-        label_map = load_label_map(_field(src, "label_map"))[0]
-        phrases = [label_map[k] for k in sorted(label_map)]
-    elif str(_field(src, "json_file", "")).endswith(".json"):
-        phrases = load_coco(_field(src, "json_file")).category_names
-    if not phrases:  # an ODVG file without its label map, or images only: caption with the val categories
-        phrases = load_coco(_field(_field(dataset, "val_data_sources"), "json_file")).category_names
+    images = list_images(sources.resolve_image_dir(image_dir))
+    json_file = given(src.json_file) or ""
+    if json_file.endswith(".json"):
+        phrases = load_coco(json_file).category_names
+    else:  # an ODVG file or images only: caption with the val categories
+        phrases = load_coco(_val_json(cfg)).category_names
     if not images:
-        raise DatasetError(f"no images in {_field(src, 'image_dir')}")
+        raise DatasetError(f"no images in {image_dir}")
     return images, phrases
 
 
-def _val_source(cfg: Any) -> Any:
-    src = _field(_field(cfg, "dataset"), "val_data_sources")
-    if isinstance(src, (list, tuple)):
-        src = src[0] if src else None
-    if not _field(src, "json_file"):
+def _val_json(cfg: ExperimentConfig) -> str:
+    json_file = given(cfg.dataset.val_data_sources.json_file)
+    if not json_file:
         raise DatasetError("quantize reports the accuracy change on dataset.val_data_sources, which is not set",
                            hint="set dataset.val_data_sources.image_dir and .json_file")
-    return src
+    return json_file
 
 
-def _detector(cfg: Any, backend):
+def _detector(cfg: ExperimentConfig, backend: Any) -> Any:
     from trt.runtime import Detector, load_tokenizer
 
-    model = _field(cfg, "model")
-    return Detector(backend, load_tokenizer(_field(model, "text_encoder_type", "bert-base-uncased")),
-                    num_select=int(_field(model, "num_select", 300)))
+    return Detector(backend, load_tokenizer(cfg.model.text_encoder_type), num_select=int(cfg.model.num_select))
 
 
-def _score(cfg: Any, backend) -> dict[str, float]:
+def _score(cfg: ExperimentConfig, backend: Any) -> dict[str, float]:
     from trt.runtime import evaluate_coco
 
-    src = _val_source(cfg)
-    metrics = evaluate_coco(_detector(cfg, backend), _field(src, "json_file"), _field(src, "image_dir", ""),
-                            batch_size=1)
+    metrics = evaluate_coco(_detector(cfg, backend), _val_json(cfg),
+                            given(cfg.dataset.val_data_sources.image_dir) or "", batch_size=1)
     return {k: float(metrics[k]) for k in ("AP", "AP50", "AP75")}
 
 
-def quantize(cfg: Any, *, detector=None) -> dict[str, Any]:
+def quantize(cfg: ExperimentConfig, *, detector: Any = None) -> dict[str, Any]:
     """Quantize per cfg.quantize, evaluate before/after on the val split, write and return the report."""
     from trt.runtime import OnnxRuntimeBackend, TorchBackend, load_tokenizer
 
@@ -254,9 +238,8 @@ def quantize(cfg: Any, *, detector=None) -> dict[str, Any]:
         if settings.mode == "static_ptq":
             images, phrases = _calibration_source(cfg)
             limit = int(settings.backend_kwargs.get("calibration_images", DEFAULT_CALIBRATION_IMAGES))
-            model = _field(cfg, "model")
             calibration = CalibrationFeeds(settings.model_path, images[:limit], phrases,
-                                           load_tokenizer(_field(model, "text_encoder_type", "bert-base-uncased")))
+                                           load_tokenizer(cfg.model.text_encoder_type))
         kind = "int8_qdq" if settings.mode == "static_ptq" else "int8_dynamic"
         output = quantize_onnx(settings, out_dir / f"{stem}_{kind}.onnx", calibration)
         before = _score(cfg, OnnxRuntimeBackend(settings.model_path))
@@ -267,8 +250,7 @@ def quantize(cfg: Any, *, detector=None) -> dict[str, Any]:
         from trt.models import load_detector
 
         net = detector if detector is not None else load_detector(cfg, settings.model_path)
-        export = _field(cfg, "export")
-        hw = dict(height=int(_field(export, "input_height", 544)), width=int(_field(export, "input_width", 960)))
+        hw = dict(height=int(cfg.export.input_height), width=int(cfg.export.input_width))
         before = _score(cfg, TorchBackend(net, **hw))
         quantize_torchao(net, settings)
         after = _score(cfg, TorchBackend(net, **hw))
@@ -280,18 +262,3 @@ def quantize(cfg: Any, *, detector=None) -> dict[str, Any]:
     (out_dir / "quantize_report.json").write_text(json.dumps(report, indent=2))
     log.info("quantized model %s: val AP50 %.4f -> %.4f", output, before["AP50"], after["AP50"])
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hpo.cli import add_spec_arguments
-
-    add_spec_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    from gdino.spec import load_spec
-
-    report = quantize(load_spec(args.spec, list(args.overrides)))
-    print(f"quantized model: {report['quantized_model']}")
-    print("val " + " ".join(f"{k} {report['float'][k]:.4f} -> {report['quantized'][k]:.4f}" for k in report["float"]))
-    return 0

@@ -19,8 +19,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from gdino.errors import CheckpointError, DependencyMissing
-from trt.processing import (IMAGENET_MEAN, IMAGENET_STD, Detections, encode_phrases, postprocess,
-                            preprocess_image)
+from trt.processing import IMAGENET_MEAN, IMAGENET_STD, Detections, encode_phrases, postprocess, preprocess_image
 
 log = logging.getLogger(__name__)
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")

@@ -5,10 +5,25 @@ its `json_schema_extra` (see gdino.config.fields). Load specs with `gdino.spec.l
 """
 from gdino.config.automl import AutoMLConfig, MLflowConfig, RangeOverride
 from gdino.config.fields import field_meta, tao_field
-from gdino.config.tao import (AugmentationConfig, CudnnConfig, DatasetConfig, EvalDataSource, EvaluateConfig,
-                              ExperimentConfig, ExportConfig, GenTrtEngineConfig, InferDataSource, InferenceConfig,
-                              ModelConfig, OptimConfig, QuantizeConfig, TensorRTConfig, TrainConfig,
-                              TrainDataSource, WandbConfig)
+from gdino.config.tao import (
+                              AugmentationConfig,
+                              CudnnConfig,
+                              DatasetConfig,
+                              EvalDataSource,
+                              EvaluateConfig,
+                              ExperimentConfig,
+                              ExportConfig,
+                              GenTrtEngineConfig,
+                              InferDataSource,
+                              InferenceConfig,
+                              ModelConfig,
+                              OptimConfig,
+                              QuantizeConfig,
+                              TensorRTConfig,
+                              TrainConfig,
+                              TrainDataSource,
+                              WandbConfig,
+)
 
 # TAO's action sections (the others are shared by every action)
 ACTION_SECTIONS = ("train", "evaluate", "inference", "export", "gen_trt_engine", "quantize")

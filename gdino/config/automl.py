@@ -14,10 +14,10 @@ ALGORITHMS = ("bayesian", "hyperband", "bohb", "bfbo", "asha", "pbt", "dehb", "h
               "random", "grid", "tpe")
 # algorithms whose fidelity is the epoch budget: they never also search train.num_epochs
 EPOCH_FIDELITY_ALGORITHMS = frozenset({"hyperband", "bohb", "asha", "pbt", "dehb", "hyperband_es"})
-DEFAULT_ALGORITHM = "bohb"  # meets bench/search.py's search-efficiency goal; real Ray sweeps verified (issue 5)
-
 Algorithm = Literal["bayesian", "hyperband", "bohb", "bfbo", "asha", "pbt", "dehb", "hyperband_es",
                     "random", "grid", "tpe"]
+# meets bench/search.py's search-efficiency goal; real Ray sweeps verified (issue 5)
+DEFAULT_ALGORITHM: Algorithm = "bohb"
 
 
 class _Strict(BaseModel):
@@ -49,7 +49,8 @@ class AutoMLConfig(_Strict):
 
     # --- which parameters are searched, and how (hpo.space)
     space_mode: Literal["default", "tao"] = Field(
-        default="default", description="'tao' reproduces TAO's effective ranges; 'default' uses log-scaled finite ranges")
+        default="default",
+        description="'tao' reproduces TAO's effective ranges; 'default' uses log-scaled finite ranges")
     hyperparameters: Optional[list[str]] = Field(
         default=None, description="parameters to search; default: the schema's automl_default_parameters")
     add_hyperparameters: list[str] = Field(default_factory=list)
@@ -94,10 +95,18 @@ class AutoMLConfig(_Strict):
                                           description="concurrent trials; default: capped by the limiting resource")
     cpus_per_worker: float = Field(default=0.9, gt=0, description="CPUs per Train worker (leave room for the driver)")
     cpu_workers: int = Field(default=1, ge=1, description="Train workers per trial when no GPU is used")
+    trial_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources each training process of a trial asks for, e.g. {gpu_node: 1}: "
+                    "pins trials (and the promotion task) to the nodes that offer them")
     ray_address: Optional[str] = Field(default=None, description="Ray cluster to use; default: a local instance")
     storage_path: Optional[str] = Field(default=None, description="sweep storage; default <results_dir>/automl")
     keep_checkpoints: int = Field(default=2, ge=1, description="checkpoints kept per trial, by metric")
-    delete_intermediate_ckpt: bool = True
+    delete_intermediate_ckpt: bool = Field(
+        default=True, description="after the sweep, finished trials other than the best keep no checkpoint")
+    max_disk_gb: Optional[float] = Field(
+        default=None, gt=0, description="stop the sweep (cleanly, with a message) before its directory "
+                                        "holds more than this many GB")
 
     # --- fault tolerance
     max_failures: int = Field(default=2, ge=0, description="worker failures retried from the last checkpoint")
@@ -108,6 +117,10 @@ class AutoMLConfig(_Strict):
 
     # --- promotion
     promote: bool = True
+    baseline_trial: bool = Field(
+        default=True, description="ours: run the spec as written as the sweep's first trial (marked 'baseline'; "
+        "counted in the trial budget, or an extra full-budget trial for Hyperband-style schedulers), so the "
+        "sweep never returns a configuration worse than the user's own; false turns it off")
     registered_model_name: str = "grounding_dino"
 
 

@@ -153,7 +153,8 @@ class TaoSection(StrictModel):
             raise PydanticCustomError(
                 "out_of_bounds", "{value} is out of bounds: allowed {allowed}",
                 {"value": value, "valid_min": low, "valid_max": high,
-                 "allowed": f"[{_fmt(low) if low is not None else '-inf'}, {_fmt(high) if high is not None else 'inf'}]"})
+                 "allowed": f"[{_fmt(low) if low is not None else '-inf'}, "
+                            f"{_fmt(high) if high is not None else 'inf'}]"})
         cond = meta.get("math_cond")
         if cond and "depends_on" not in cond and not check_math_cond(value, cond):
             raise PydanticCustomError(

@@ -4,6 +4,7 @@ Field list, defaults and metadata follow TAO's generated grounding_dino schemas
 (notes/tao.md §1; ../shared/reference/tao/grounding_dino/*.schema.json); descriptions are TAO's.
 Differences from TAO, each deliberate:
   - `model.backbone` also accepts `resnet_18` (ours: a small backbone for the CPU preset).
+  - `model.allow_partial_load` (ours): load a checkpoint that does not fill the network exactly.
   - `dataset.eval_class_ids` defaults to None (= all categories) and `dataset.train_data_sources` to []
     at run time; TAO's schema shows placeholders ([1], two empty sources) that are kept as
     `schema_default` so our generated schema matches TAO's.
@@ -20,6 +21,7 @@ from pydantic import field_validator
 
 from gdino.config.automl import AutoMLConfig, MLflowConfig
 from gdino.config.fields import INF, StrictModel, TaoSection, section, tao_field
+
 
 class TensorRTConfig(TaoSection):
     """Hyper parameters to configure the TensorRT Engine builder."""
@@ -634,6 +636,13 @@ class ModelConfig(TaoSection):
     max_text_len: int = tao_field(
         256, value_type='int', title='Maximum text length', description='Maximum text length of BERT.',
         valid_min=1)
+    allow_partial_load: bool = tao_field(
+        False, value_type='bool', title='allow partial load',
+        description='Ours (not TAO). Checkpoints (train.pretrained_model_path, evaluate/inference/export '
+                    'checkpoint, model.pretrained_backbone_path) must fill every tensor of the configured network '
+                    'and carry nothing that fits nowhere; true loads what fits, prints the load table and a '
+                    'warning (for deliberate head or size changes).',
+        automl_enabled=False, x_note='ours (not TAO)')
     class_embed_bias: bool = tao_field(
         False, value_type='bool', title='Class embedding bias',
         description='Flag to set bias in the contrastive embedding.')

@@ -267,7 +267,8 @@ def load_coco(json_file: str) -> CocoSource:
                                               width=_int_or_none(img.get("width")))
     for k, ann in enumerate(_objects(coco.get("annotations", []), json_file, "annotations", issues)):
         where = f"{json_file} annotations[{k}]"
-        record = records.get(_int_or_none(ann.get("image_id")))
+        image_key = _int_or_none(ann.get("image_id"))
+        record = records.get(image_key) if image_key is not None else None
         if record is None:
             issues.append(Issue("error", where, f"image_id {ann.get('image_id')!r} is not in images"))
             continue

@@ -175,10 +175,13 @@ def _to_item(sample: Sample, aug: AugmentationSettings, phrases: list[str], reco
     }}
 
 
-def collate_fn(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pad to the largest image in the batch; pixel_mask is True over each image's real `size`."""
-    height = max(item["image"].shape[-2] for item in batch)
-    width = max(item["image"].shape[-1] for item in batch)
+def collate_fn(batch: Sequence[dict[str, Any]], size_divisibility: int = 1) -> dict[str, Any]:
+    """Pad to the largest image in the batch, rounded up to a multiple of `size_divisibility` (IDEA/TAO's
+    NestedTensor batching); pixel_mask is True over each image's real `size`. The network pads again to what
+    its backbone needs (GroundingDinoNet.size_divisibility), so any size works whatever this is given."""
+    multiple = max(1, int(size_divisibility))
+    height = -(-max(item["image"].shape[-2] for item in batch) // multiple) * multiple
+    width = -(-max(item["image"].shape[-1] for item in batch) // multiple) * multiple
     images = torch.zeros(len(batch), 3, height, width, dtype=batch[0]["image"].dtype)
     pixel_mask = torch.zeros(len(batch), height, width, dtype=torch.bool)
     for i, item in enumerate(batch):

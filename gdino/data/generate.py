@@ -17,6 +17,7 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -114,7 +115,8 @@ def draw_image(rng: np.random.Generator, names: list[str], size: int, max_object
                 label = int(rng.integers(len(names)))
                 colour_name, shape = names[label].split(" ", 1)
                 jitter = rng.integers(-20, 21, size=3)
-                colour = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour_name], jitter))
+                red, green, blue = (int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour_name], jitter))
+                colour = (red, green, blue)
                 draw_shape(draw, shape, box, colour)
                 boxes.append(box)
                 labels.append(label)
@@ -172,7 +174,8 @@ def _write_train(folder: Path, names: list[str], o: GenerateOptions, rng: np.ran
 def _write_eval(folder: Path, names: list[str], o: GenerateOptions, rng: np.random.Generator) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for i in range(o.num_val):
         drawn = draw_image(rng, names, o.image_size, o.max_objects, o.object_size)
         file_name = f"eval_{i:06d}.jpg"

@@ -38,7 +38,7 @@ class AugmentationSettings:
         if augmentation is None:
             return cls()
         get = augmentation.get if isinstance(augmentation, dict) else (lambda k, d=None: getattr(augmentation, k, d))
-        values = {}
+        values: dict[str, Any] = {}
         for name in cls.__dataclass_fields__:
             value = get(name, None)
             if value is not None:

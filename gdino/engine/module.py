@@ -12,6 +12,7 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 
+from gdino.engine.validation import gather_per_image
 from gdino.model.criterion import CriterionSettings, SetCriterion
 from gdino.model.network import build_network
 from gdino.model.postprocess import postprocess, to_coco_detections
@@ -32,8 +33,26 @@ TAO_NAME_ALIASES: dict[str, str] = {
 }
 
 
+# HF module names whose TAO/IDEA counterpart is named differently, so that TAO's substring keywords catch what
+# they catch in TAO: HF's decoder query-position MLP `reference_points_head` is TAO's `ref_point_head`, which
+# TAO's linear_proj_names keyword "reference_points" does not match (IDEA GroundingDINO transformer.py;
+# HF convert_grounding_dino_to_hf.py maps ref_point_head -> reference_points_head).
+HF_TO_TAO_MODULE_NAMES: dict[str, str] = {
+    ".decoder.reference_points_head.": ".decoder.ref_point_head.",
+}
+
+
+def tao_style_name(name: str) -> str:
+    """Our parameter name with the HF module names that TAO spells differently replaced by TAO's."""
+    for ours, tao in HF_TO_TAO_MODULE_NAMES.items():
+        name = name.replace(ours, tao)
+    return name
+
+
 def matches(name: str, keywords: list[str]) -> bool:
-    """TAO's rule (a keyword is a substring of the parameter name), with TAO's module names translated."""
+    """TAO's rule (a keyword is a substring of the parameter name), on TAO's module names: keywords that name a
+    TAO module (backbone.0, bert, ...) are translated to ours, parameter names spelled differently in HF to TAO's."""
+    name = tao_style_name(name)
     return any(TAO_NAME_ALIASES.get(k, k) in name for k in keywords)
 
 
@@ -46,27 +65,31 @@ class GroundingDinoModule(pl.LightningModule):
     def __init__(self, spec: dict, *, coco_gt: Optional[dict] = None) -> None:
         super().__init__()
         from gdino.config import ExperimentConfig
+        from gdino.redact import redact
 
-        self.save_hyperparameters({"spec": spec})
+        # hparams land in every checkpoint and in hparams.yaml: never the encryption_key or URI credentials
+        self.save_hyperparameters({"spec": redact(spec)})
         self.cfg = ExperimentConfig.model_validate(spec)
         self.net = build_network(self.cfg.model)
         self.criterion = SetCriterion(CriterionSettings.from_config(self.cfg.model))
         self.tokenizer = load_tokenizer(self.cfg.model.text_encoder_type)
         self.coco_gt = coco_gt
-        self._val_detections: list[dict] = []
+        self._val_detections: dict[int, list[dict]] = {}
         self._val_losses: list[float] = []
         self._apply_freeze()
 
     # ------------------------------------------------------------------------------ steps
-    def forward_batch(self, batch: dict) -> tuple[dict, Any]:
+    def forward_batch(self, batch: dict, *, with_targets: bool = False) -> tuple[dict, Any]:
+        """with_targets: the ground truth goes to the network too (denoising queries, training only)."""
         targets = batch["targets"]
         text = tokenize_batch(self.tokenizer, [t["caption"] for t in targets], [t["phrases"] for t in targets],
                               self.net.max_text_len).to(self.device)
-        outputs = self.net(batch["images"], **text.model_inputs(), pixel_mask=batch["pixel_mask"])
+        outputs = self.net(batch["images"], **text.model_inputs(), pixel_mask=batch["pixel_mask"],
+                           targets=self._targets(batch) if with_targets else None)
         return outputs, text
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        outputs, text = self.forward_batch(batch)
+        outputs, text = self.forward_batch(batch, with_targets=True)
         loss, parts = self.criterion(outputs, self._targets(batch), text.positive_maps)
         size = len(batch["targets"])
         self.log("train_loss", loss.detach(), prog_bar=True, on_step=False, on_epoch=True, batch_size=size,
@@ -84,15 +107,16 @@ class GroundingDinoModule(pl.LightningModule):
                                outputs["pred_boxes"][i:i + 1].detach().cpu(), text.positive_maps[i].cpu(),
                                [t["orig_size"]], self.cfg.model.num_select)[0]
                    for i, t in enumerate(targets)]
-        self._val_detections += to_coco_detections(
-            results, [t["image_id"] for t in targets],
-            [t.get("category_ids") or list(range(len(t["phrases"]))) for t in targets])
+        for target, result in zip(targets, results):
+            category_ids = target.get("category_ids") or list(range(len(target["phrases"])))
+            self._val_detections[int(target["image_id"])] = to_coco_detections([result], [target["image_id"]],
+                                                                               [category_ids])
 
     def on_validation_epoch_start(self) -> None:
-        self._val_detections, self._val_losses = [], []
+        self._val_detections, self._val_losses = {}, []
 
     def on_validation_epoch_end(self) -> None:
-        detections = _gather(self._val_detections)
+        detections = gather_per_image(self._val_detections)
         if self.coco_gt is None:
             return
         from gdino.metrics.coco import evaluate_detections
@@ -159,12 +183,3 @@ class GroundingDinoModule(pl.LightningModule):
         for part in getattr(dataset, "datasets", [dataset]):
             if hasattr(part, "set_epoch"):
                 part.set_epoch(self.current_epoch)
-
-
-def _gather(items: list) -> list:
-    """All processes' items (DDP); the list itself in a single process."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return items
-    gathered: list = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(gathered, items)
-    return [x for part in gathered for x in part]

@@ -99,15 +99,26 @@ def build_module(cfg: Any, coco_gt: Optional[dict] = None):
     return module
 
 
+def _checkpoint_callbacks(cfg: Any, results_dir: Path, tao_checkpoints: bool) -> list[Any]:
+    from gdino.engine.callbacks import OmitFrozenParts, TaoCheckpoint
+
+    if tao_checkpoints:  # plain training: complete, self-contained .pth files (loadable anywhere)
+        return [TaoCheckpoint(results_dir, cfg.train.checkpoint_interval, cfg.train.checkpoint_interval_unit)]
+    return [OmitFrozenParts()]  # sweep trials: frozen parts left out of every checkpoint, with their record
+
+
 def fit(cfg: Any, *, strategy: Any = None, plugins: Sequence[Any] = (), callbacks: Sequence[Any] = (),
         devices: Any = None, accelerator: Optional[str] = None, enable_progress_bar: bool = True,
         ckpt_path: Optional[str] = None, prepare_trainer: Optional[Callable[[Any], Any]] = None,
-        trainer_kwargs: Optional[dict] = None):
-    """Train `cfg` (an ExperimentConfig); returns the fitted `pytorch_lightning.Trainer`."""
+        trainer_kwargs: Optional[dict] = None, tao_checkpoints: bool = True):
+    """Train `cfg` (an ExperimentConfig); returns the fitted `pytorch_lightning.Trainer`.
+
+    `tao_checkpoints`: write the `model_epoch_*.pth` files (plain training: every `checkpoint_interval`
+    and always the last epoch). Sweep trials pass False: their checkpoints are Ray's (hpo.sweep.worker)."""
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import CSVLogger
 
-    from gdino.engine.callbacks import StatusLogger, TaoCheckpoint
+    from gdino.engine.callbacks import StatusLogger
 
     results_dir = results_dir_of(cfg)
     seed = int(cfg.train.seed) if cfg.train.seed >= 0 else None
@@ -126,10 +137,11 @@ def fit(cfg: Any, *, strategy: Any = None, plugins: Sequence[Any] = (), callback
         precision=_precision(cfg, accelerator, strategy),
         gradient_clip_val=float(cfg.train.clip_grad_norm) or None, gradient_clip_algorithm="norm",
         check_val_every_n_epoch=int(cfg.train.validation_interval), num_sanity_val_steps=0,
-        callbacks=[TaoCheckpoint(results_dir, cfg.train.checkpoint_interval, cfg.train.checkpoint_interval_unit),
-                   StatusLogger(results_dir), *callbacks],
+        callbacks=[*_checkpoint_callbacks(cfg, results_dir, tao_checkpoints), StatusLogger(results_dir), *callbacks],
         logger=CSVLogger(str(results_dir), name="lightning_logs"), default_root_dir=str(results_dir),
-        enable_progress_bar=enable_progress_bar, deterministic=False, **(trainer_kwargs or {}))
+        enable_progress_bar=enable_progress_bar, deterministic=False,
+        # without a ModelCheckpoint of ours Lightning would add its own (a full checkpoint per epoch)
+        **{"enable_checkpointing": tao_checkpoints, **(trainer_kwargs or {})})
     if prepare_trainer is not None:
         trainer = prepare_trainer(trainer)
     if cfg.train.is_dry_run:

@@ -6,7 +6,9 @@ cost averaged over the phrase's tokens), then
     token of the matched phrase, summed and divided by the number of boxes (`cls_loss_coef`);
   - L1 and GIoU on cxcywh boxes (`bbox_loss_coef`, `giou_loss_coef`);
 for the last decoder layer, every earlier layer (`aux_loss`) and the encoder's un-detached top-k
-proposals (`interm_loss_coef`, class only with `no_interm_box_loss`), as Open-GroundingDino does.
+proposals (`interm_loss_coef`, class only with `no_interm_box_loss`), as Open-GroundingDino does; and, when
+the network was given DN queries (`model.dn_number > 0`), the same three losses on them with direct
+assignment (`_dn`, `_dn_{i}`; gdino.model.dn).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from typing import Any, Sequence
 import torch
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_convert, generalized_box_iou
+
+from gdino.model.dn import dn_assignments
 
 
 @dataclass(frozen=True)
@@ -114,24 +118,56 @@ class SetCriterion(torch.nn.Module):
         losses: dict[str, torch.Tensor] = {}
         total = outputs["pred_logits"].new_zeros((), dtype=torch.float)
         for suffix, stage in stages:
-            parts = self._stage_losses(stage, targets, token_maps, text_mask, num_boxes)
-            weight = s.interm_loss_coef if suffix == "_interm" else 1.0
-            for name, value in parts.items():
-                losses[name + suffix] = value.detach()
-                if suffix == "_interm" and s.no_interm_box_loss and name != "loss_ce":
-                    continue
-                coef = {"loss_ce": s.cls_loss_coef, "loss_bbox": s.bbox_loss_coef, "loss_giou": s.giou_loss_coef}[name]
-                total = total + weight * coef * value
+            indices = self._match(stage, targets, token_maps, text_mask)
+            parts = self._stage_losses(stage, targets, token_maps, text_mask, num_boxes, indices)
+            total = self._add(total, losses, parts, suffix, s.interm_loss_coef if suffix == "_interm" else 1.0,
+                              class_only=suffix == "_interm" and s.no_interm_box_loss)
+        if outputs.get("dn_outputs") is not None:
+            total = self._add_dn_losses(total, losses, outputs, targets, token_maps, text_mask, num_boxes)
         return total, losses
 
+    def _add(self, total: torch.Tensor, losses: dict, parts: dict, suffix: str, weight: float,
+             class_only: bool = False) -> torch.Tensor:
+        s = self.s
+        for name, value in parts.items():
+            losses[name + suffix] = value.detach()
+            if class_only and name != "loss_ce":
+                continue
+            coef = {"loss_ce": s.cls_loss_coef, "loss_bbox": s.bbox_loss_coef, "loss_giou": s.giou_loss_coef}[name]
+            total = total + weight * coef * value
+        return total
+
+    def _add_dn_losses(self, total: torch.Tensor, losses: dict, outputs: dict, targets: Sequence[dict],
+                       token_maps: list[torch.Tensor], text_mask: torch.Tensor, num_boxes: float) -> torch.Tensor:
+        """Denoising losses (`_dn`, `_dn_{i}` per aux layer), as DINO's criterion: every positive DN query is
+        assigned its own ground truth (no matching); negatives and padding rows are pushed to "no object";
+        normalised by num_boxes x num_groups; the normal coefficients (IDEA-Research/DINO models/dino/dino.py)."""
+        dn, meta = outputs["dn_outputs"], outputs["dn_meta"]
+        indices = dn_assignments([len(t["boxes"]) for t in targets], meta["group_size"], meta["num_groups"],
+                                 device=dn["pred_logits"].device)
+        stages = [("_dn", dn)]
+        if self.s.aux_loss:
+            stages += [(f"_dn_{i}", aux) for i, aux in enumerate(dn.get("aux_outputs") or [])]
+        for suffix, stage in stages:
+            parts = self._stage_losses(stage, targets, token_maps, text_mask, num_boxes * meta["num_groups"], indices)
+            total = self._add(total, losses, parts, suffix, 1.0)
+        return total
+
+    def _match(self, stage: dict, targets: Sequence[dict], token_maps: list[torch.Tensor],
+               text_mask: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        logits, boxes = stage["pred_logits"], stage["pred_boxes"]
+        return [self.matcher.match(logits[b], boxes[b], text_mask[b], target["boxes"], token_maps[b])
+                for b, target in enumerate(targets)]
+
     def _stage_losses(self, stage: dict, targets: Sequence[dict], token_maps: list[torch.Tensor],
-                      text_mask: torch.Tensor, num_boxes: float) -> dict[str, torch.Tensor]:
+                      text_mask: torch.Tensor, num_boxes: float,
+                      indices: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Losses of one stage given (query index, ground-truth index) per image."""
         s = self.s
         logits, boxes = stage["pred_logits"], stage["pred_boxes"]
         cls_target = torch.zeros_like(logits, dtype=torch.float)
         matched_pred, matched_gt = [], []
-        for b, target in enumerate(targets):
-            q_idx, g_idx = self.matcher.match(logits[b], boxes[b], text_mask[b], target["boxes"], token_maps[b])
+        for b, (target, (q_idx, g_idx)) in enumerate(zip(targets, indices)):
             q_idx, g_idx = q_idx.to(logits.device), g_idx.to(logits.device)
             if q_idx.numel():
                 cls_target[b, q_idx] = token_maps[b][g_idx].float()

@@ -7,7 +7,7 @@
        "optimizer"   - read by the training engine (parameter groups)
        "inert"       - accepted and has no effect, exactly as in TAO's grounding_dino trainer
   allowed: None = every valid value works; else a predicate, and a value outside it raises
-  UnsupportedError naming the field (e.g. dn_number > 0: no denoising training).
+  UnsupportedError naming the field (e.g. pre_norm: true).
 `python -m gdino.model.fields > docs/model_fields.md` writes the markdown version.
 """
 from __future__ import annotations
@@ -31,13 +31,19 @@ def _is(expected):
 
 
 MODEL_FIELDS: dict[str, FieldSupport] = {
-    "pretrained_backbone_path": FieldSupport("network", "timm / official Swin weights loaded into the backbone "
-                                             "(mismatched tensors skipped with a warning)"),
-    "backbone": FieldSupport("network", "timm model, features wrapped to NCHW, any input size: swin_tiny_224_1k -> "
-                             "swin_tiny_patch4_window7_224, swin_base_224_22k -> swin_base_patch4_window7_224, "
-                             "swin_base_384_22k -> swin_base_patch4_window12_384, swin_large_224_22k -> "
-                             "swin_large_patch4_window7_224, swin_large_384_22k -> swin_large_patch4_window12_384, "
-                             "resnet_50 -> resnet50, resnet_18 -> resnet18 (ours, CPU preset)"),
+    "pretrained_backbone_path": FieldSupport("network", "Swin (official/IDEA/TAO, timm or HF layout) or ResNet "
+                                             "(timm/torchvision) weights converted by name into the backbone; the "
+                                             "load table is printed and a partial load is refused "
+                                             "(gdino.model.checkpoints)"),
+    "allow_partial_load": FieldSupport("network", "ours: true turns a partial checkpoint load (tensors left at "
+                                       "their initial values or unused) from an error into the load table plus "
+                                       "a warning"),
+    "backbone": FieldSupport("network", "Swin as TAO builds it (timm's SwinTransformer with shifted windows in "
+                             "every stage at any input size, a LayerNorm per returned level, drop_path 0.2; TAO's "
+                             "depths/dims/windows per name: swin_tiny_224_1k 96/[2,2,6,2]/7, swin_base_224_22k "
+                             "128/[2,2,12,2]/7, swin_base_384_22k 128/[2,2,18,2]/12, swin_large_224_22k "
+                             "192/[2,2,18,2]/7, swin_large_384_22k 192/[2,2,18,2]/12) or timm's resnet50 / "
+                             "resnet18 (ours, CPU preset)"),
     "num_queries": FieldSupport("network", "GroundingDinoConfig.num_queries (top-k encoder proposals); must not "
                                 "exceed the number of encoder tokens of the input size"),
     "num_feature_levels": FieldSupport("network", "GroundingDinoConfig.num_feature_levels; levels beyond the backbone "
@@ -72,11 +78,16 @@ MODEL_FIELDS: dict[str, FieldSupport] = {
                                           lambda v, c: len(v) > 0 and all(0 <= i <= 4 for i in v)
                                           and list(v) == sorted(set(v)),
                                           "must be increasing indices in 0..4"),
-    "use_dn": FieldSupport("inert", "denoising is only built when dn_number > 0 (as in TAO)"),
-    "dn_number": FieldSupport("network", "0: no denoising queries", _is(0),
-                              "denoising (DN) training is not implemented; set model.dn_number=0"),
-    "dn_box_noise_scale": FieldSupport("inert", "only used by denoising training (dn_number > 0)"),
-    "dn_label_noise_ratio": FieldSupport("inert", "only used by denoising training (dn_number > 0)"),
+    "use_dn": FieldSupport("network", "with dn_number > 0: true adds the denoising queries in training (TAO passes "
+                           "the targets to the model only then); false keeps the DN label embedding unused"),
+    "dn_number": FieldSupport("network", "0: no denoising; > 0: DINO's contrastive denoising queries in training "
+                              "(gdino.model.dn): 2*dn_number positive+negative groups, or from dn_number >= 50 "
+                              "about 2*dn_number queries split into groups of the batch's largest box count; "
+                              "adds the DN label embedding and the _dn losses; never used at inference/export"),
+    "dn_box_noise_scale": FieldSupport("network", "denoising box noise: corners move by up to this x half the box "
+                                       "size (positives), 1-2x that (negatives)"),
+    "dn_label_noise_ratio": FieldSupport("network", "denoising label noise: a DN query's phrase index is replaced by "
+                                         "a random index in [0, max_text_len) with probability ratio / 2"),
     "focal_alpha": FieldSupport("loss", "alpha of the focal loss and of the matcher's class cost"),
     "focal_gamma": FieldSupport("loss", "gamma of the focal loss and of the matcher's class cost"),
     "clip_max_norm": FieldSupport("inert", "not read by TAO's grounding_dino trainer either; use "

@@ -2,24 +2,32 @@
 
 `build_network(model_cfg)` never passes a backbone or text-model *name* to transformers (that queries
 the model hub): the HF config gets a `TimmBackboneConfig` and a `BertConfig` object, then the timm
-backbone is swapped for `TimmNchwBackbone` and the text encoder weights are copied in.
+backbone is swapped for ours (gdino.model.backbone) and the text encoder weights are copied in.
 
 `GroundingDinoNet.forward` takes the text inputs explicitly (input_ids, attention_mask, token_type_ids,
 position_ids, text_self_attention_masks: what TAO's exported graph takes) and returns every decoder
-layer's predictions plus the un-detached encoder top-k proposals that our criterion supervises.
+layer's predictions plus the un-detached encoder top-k proposals that our criterion supervises. It runs
+HF's submodules itself (bit-identical to HF's forward without denoising) so that it can
+  - pad images and pixel masks to the backbone's `size_divisibility` (any input size works; a forward
+    pre-hook gives HF's own forward, used by export and the runtime backends, the same padding);
+  - add DINO's denoising queries and their attention mask in training (`targets`, model.dn_number > 0;
+    gdino.model.dn), returned apart as `dn_outputs`;
+  - refine boxes as DINO/IDEA/TAO do ("look forward twice": layer l's box head learns from layer l+1).
 `net.detector` is the HF model (for export and for HF-format weights).
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import math
-from typing import Any, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
 from gdino.model.backbone import BACKBONES, install_backbone, load_backbone_weights, timm_out_indices
+from gdino.model.dn import DnSettings, build_dn_queries
 from gdino.model.fields import check_model_config
 
 log = logging.getLogger(__name__)
@@ -106,61 +114,243 @@ def hf_config(model_cfg: Any):
     )
 
 
-@contextlib.contextmanager
-def _given_text_masks(masks: torch.Tensor, position_ids: torch.Tensor) -> Iterator[None]:
-    """Make HF's forward use our precomputed sub-sentence mask and position ids.
+def pad_to_multiple(pixel_values: torch.Tensor, pixel_mask: Optional[torch.Tensor],
+                    multiple: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Zero-pad the bottom/right edges to a multiple of `multiple` and mask the padding out.
 
-    HF recomputes them from input_ids inside `GroundingDinoModel.forward` through a module-level
-    function; substituting that function keeps the masks a real input (as in TAO's exported graph)
-    without copying HF's forward. Training is single-threaded per process, so the swap is safe.
+    What IDEA's and TAO's batches do (`NestedTensor`: padded pixels are invalid), so boxes stay relative to the
+    real image (valid ratios) whatever the input size; a Swin patch/window grid needs e.g. 32. Nothing changes
+    when the size already fits (then a missing mask stays missing, as before).
     """
-    import transformers.models.grounding_dino.modeling_grounding_dino as gdm
+    height, width = pixel_values.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return pixel_values, pixel_mask
+    if pixel_mask is None:
+        pixel_mask = torch.ones(pixel_values.shape[0], height, width, dtype=torch.long, device=pixel_values.device)
+    padded_mask = nn.functional.pad(pixel_mask.long(), (0, pad_w, 0, pad_h), value=0)
+    return nn.functional.pad(pixel_values, (0, pad_w, 0, pad_h), value=0.0), padded_mask.to(pixel_mask.dtype)
 
-    original = gdm.generate_masks_with_special_tokens_and_transfer_map
-    gdm.generate_masks_with_special_tokens_and_transfer_map = lambda input_ids, special_tokens: (masks, position_ids)
-    try:
-        yield
-    finally:
-        gdm.generate_masks_with_special_tokens_and_transfer_map = original
+
+def backbone_size_divisibility(backbone: nn.Module) -> int:
+    """What the backbone needs its input size to divide by (gdino.model.backbone exposes `size_divisibility`;
+    the fallback covers a Swin whose stride-32 grid needs 32, and convolutional backbones, which need nothing)."""
+    value = getattr(backbone, "size_divisibility", None)
+    if value is not None:
+        return max(1, int(value))
+    return 32 if getattr(backbone, "channels_last", False) else 1
+
+
+def _pad_hf_inputs(module: nn.Module, args: tuple, kwargs: dict, *, multiple: int) -> tuple[tuple, dict]:
+    """Forward pre-hook on the HF `GroundingDinoModel`: the export, inference and evaluate paths call the HF
+    detector directly, and get the same padding as `GroundingDinoNet.forward`."""
+    if args:  # positional pixel_values (HF's own callers pass keywords)
+        pixel_values, rest = args[0], args[1:]
+        padded, mask = pad_to_multiple(pixel_values, kwargs.get("pixel_mask"), multiple)
+        return (padded, *rest), ({**kwargs, "pixel_mask": mask} if mask is not None else kwargs)
+    pixel_values = kwargs.get("pixel_values")
+    if pixel_values is None:
+        return args, kwargs
+    padded, mask = pad_to_multiple(pixel_values, kwargs.get("pixel_mask"), multiple)
+    return args, {**kwargs, "pixel_values": padded, "pixel_mask": mask}
 
 
 class GroundingDinoNet(nn.Module):
-    """HF detector + explicit text inputs + per-layer and encoder outputs for our criterion."""
+    """HF detector + explicit text inputs + per-layer and encoder outputs for our criterion.
 
-    def __init__(self, detector: nn.Module) -> None:
+    `forward` runs HF's submodules (text encoder, backbone, encoder, query selection, decoder layers, heads)
+    in HF's order, so without denoising its outputs equal HF's own forward bit for bit; it adds what HF's
+    forward cannot: the padding the backbone needs, DN queries (training with `targets`), and DINO's
+    "look forward twice" box refinement.
+    """
+
+    def __init__(self, detector: nn.Module, dn: Optional[DnSettings] = None) -> None:
         super().__init__()
         self.detector = detector
         self.max_text_len = int(detector.config.max_text_len)
         self.num_queries = int(detector.config.num_queries)
         self.two_stage = bool(detector.config.two_stage)
+        self.dn = dn or DnSettings()
+        # phrase index -> DN content query; TAO's `label_enc` (dn_labelbook_size + 1 rows, labelbook = max_text_len)
+        self.label_enc = (nn.Embedding(self.max_text_len + 1, int(detector.config.d_model))
+                          if self.dn.builds_label_embedding else None)
+        self.size_divisibility = backbone_size_divisibility(self.backbone)
+        detector.model.register_forward_pre_hook(
+            functools.partial(_pad_hf_inputs, multiple=self.size_divisibility), with_kwargs=True)
 
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor, position_ids: torch.Tensor,
-                text_self_attention_masks: torch.Tensor, pixel_mask: Optional[torch.Tensor] = None) -> dict:
+                text_self_attention_masks: torch.Tensor, pixel_mask: Optional[torch.Tensor] = None,
+                targets: Optional[Sequence[dict]] = None) -> dict:
+        """targets (training only): per image `boxes` [N,4] cxcywh and `labels` [N]; they add DN queries when
+        `model.dn_number > 0` and `use_dn`. Inference and export never pass them."""
         if pixel_mask is not None:
             pixel_mask = pixel_mask.long()
-        with _given_text_masks(text_self_attention_masks, position_ids):
-            out = self.detector.model(pixel_values=pixel_values, input_ids=input_ids,
-                                      token_type_ids=token_type_ids, attention_mask=attention_mask,
-                                      pixel_mask=pixel_mask, return_dict=True)
-        text_mask = attention_mask.bool()
-        logits, boxes = self._decoder_predictions(out, text_mask)
-        result = {"pred_logits": logits[-1], "pred_boxes": boxes[-1],
-                  "aux_outputs": [{"pred_logits": l, "pred_boxes": b} for l, b in zip(logits[:-1], boxes[:-1])],
-                  "interm_outputs": self._encoder_topk(out) if self.two_stage else None,
-                  "text_mask": self._pad_text_mask(text_mask)}
+        pixel_values, pixel_mask = pad_to_multiple(pixel_values, pixel_mask, self.size_divisibility)
+        text = self._encode_text(input_ids, attention_mask, token_type_ids, position_ids, text_self_attention_masks)
+        vision = self._vision_levels(pixel_values, pixel_mask)
+        memory, memory_text = self._encode(vision, text)
+        target, reference, selection = self._select_queries(vision, memory, memory_text, text.token_mask)
+        dn = None
+        if self.training and targets is not None and self.dn.enabled:
+            dn = build_dn_queries(targets, self.dn, self.label_enc, self.num_queries, self.max_text_len)
+            dn = dn if dn.pad_size else None  # no box in the batch: nothing to denoise
+        if dn is not None:
+            target = torch.cat([dn.content.to(target.dtype), target], dim=1)
+            reference = torch.cat([dn.reference.to(reference.dtype), reference], dim=1)
+        hidden, references = self._decode(target, reference, vision, memory, memory_text, text.token_mask,
+                                          dn.attn_mask if dn is not None else None)
+        logits, boxes = self._decoder_predictions(hidden, references, memory_text, text.token_mask)
+        if self.label_enc is not None and self.training:
+            # keep the DN embedding in the graph when no DN query was built (no boxes, use_dn off): DDP
+            # expects a gradient for every parameter (TAO adds label_enc.weight[0, 0] * 0.0 the same way)
+            logits[-1] = logits[-1] + self.label_enc.weight[0, 0] * 0.0
+        result: dict[str, Any] = {}
+        if dn is not None:
+            pad = dn.pad_size
+            dn_logits, dn_boxes = [x[:, :pad] for x in logits], [x[:, :pad] for x in boxes]
+            logits, boxes = [x[:, pad:] for x in logits], [x[:, pad:] for x in boxes]
+            result["dn_outputs"] = {
+                "pred_logits": dn_logits[-1], "pred_boxes": dn_boxes[-1],
+                "aux_outputs": [{"pred_logits": l, "pred_boxes": b} for l, b in zip(dn_logits[:-1], dn_boxes[:-1])]}
+            result["dn_meta"] = {"group_size": dn.group_size, "num_groups": dn.num_groups, "pad_size": pad}
+        result.update({
+            "pred_logits": logits[-1], "pred_boxes": boxes[-1],
+            "aux_outputs": [{"pred_logits": l, "pred_boxes": b} for l, b in zip(logits[:-1], boxes[:-1])],
+            "interm_outputs": self._encoder_topk(selection) if selection is not None else None,
+            "text_mask": self._pad_text_mask(text.token_mask)})
         return result
 
-    def _decoder_predictions(self, out: Any, text_mask: torch.Tensor) -> tuple[list, list]:
-        """Class logits and boxes of every decoder layer (HF computes them only inside its own loss)."""
-        hidden = out.intermediate_hidden_states
-        text = out.encoder_last_hidden_state_text
+    # ------------------------------------------------------------------ the steps of HF's GroundingDinoModel.forward
+    def _encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
+                     position_ids: torch.Tensor, self_attention_masks: torch.Tensor) -> "_Text":
+        """BERT with the sub-sentence mask and phrase-restarting positions given as inputs (TAO's interface),
+        truncated to max_text_len as HF does, then projected to d_model."""
+        model = self.detector.model
+        token_mask = attention_mask.bool()
+        width = self.max_text_len
+        if self_attention_masks.shape[1] > width:
+            self_attention_masks = self_attention_masks[:, :width, :width]
+            position_ids, input_ids = position_ids[:, :width], input_ids[:, :width]
+            token_type_ids, token_mask = token_type_ids[:, :width], token_mask[:, :width]
+        if self_attention_masks.ndim == 3:
+            self_attention_masks = self_attention_masks[:, None, :, :]
+        hidden = model.text_backbone(input_ids, self_attention_masks, token_type_ids, position_ids,
+                                     return_dict=True).last_hidden_state
+        return _Text(model.text_projection(hidden), token_mask, self_attention_masks, position_ids)
+
+    def _vision_levels(self, pixel_values: torch.Tensor, pixel_mask: Optional[torch.Tensor]) -> "_Vision":
+        """Backbone levels + extra strided levels, projected to d_model and flattened for the encoder."""
+        model, config = self.detector.model, self.detector.config
+        if pixel_mask is None:
+            pixel_mask = torch.ones(pixel_values.shape[0], *pixel_values.shape[-2:], dtype=torch.long,
+                                    device=pixel_values.device)
+        features, positions = model.backbone(pixel_values, pixel_mask)
+        maps = [model.input_proj_vision[level](source) for level, (source, _) in enumerate(features)]
+        masks = [mask for _, mask in features]
+        for level in range(len(maps), config.num_feature_levels):
+            source = model.input_proj_vision[level](features[-1][0] if level == len(features) else maps[-1])
+            mask = nn.functional.interpolate(pixel_mask[None].float(), size=source.shape[-2:]).to(torch.bool)[0]
+            maps.append(source)
+            masks.append(mask)
+            positions.append(model.backbone.position_embedding(source, mask).to(source.dtype))
+        shapes = [tuple(m.shape[-2:]) for m in maps]
+        flat = torch.cat([m.flatten(2).transpose(1, 2) for m in maps], 1)
+        flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
+        flat_pos = torch.cat([p.flatten(2).transpose(1, 2) + model.level_embed[level].view(1, 1, -1)
+                              for level, p in enumerate(positions)], 1)
+        spatial = torch.as_tensor(shapes, dtype=torch.long, device=flat.device)
+        starts = torch.cat((spatial.new_zeros((1,)), spatial.prod(1).cumsum(0)[:-1]))
+        ratios = torch.stack([model.get_valid_ratio(m, dtype=flat.dtype) for m in masks], 1)
+        return _Vision(flat, flat_mask, flat_pos, spatial, shapes, starts, ratios)
+
+    def _encode(self, vision: "_Vision", text: "_Text") -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.detector.model.encoder(
+            vision_features=vision.features, vision_attention_mask=~vision.mask,
+            vision_position_embedding=vision.position, spatial_shapes=vision.spatial_shapes,
+            spatial_shapes_list=vision.shapes, level_start_index=vision.level_start,
+            valid_ratios=vision.valid_ratios, text_features=text.features, text_attention_mask=~text.token_mask,
+            text_position_embedding=None, text_self_attention_masks=~text.self_attention_masks.squeeze(1),
+            text_position_ids=text.position_ids, return_dict=True)
+        return out.last_hidden_state_vision, out.last_hidden_state_text
+
+    def _select_queries(self, vision: "_Vision", memory: torch.Tensor, memory_text: torch.Tensor,
+                        token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Optional[tuple]]:
+        """Language-guided query selection (two-stage): the top-k encoder proposals become the (detached)
+        reference boxes; content queries are learned embeddings (embed_init_tgt) or the selected features."""
+        model, config = self.detector.model, self.detector.config
+        batch = memory.shape[0]
+        if not config.two_stage:
+            target = model.query_position_embeddings.weight.unsqueeze(0).repeat(batch, 1, 1)
+            return target, model.reference_points.weight.unsqueeze(0).repeat(batch, 1, 1).sigmoid(), None
+        queries, proposals = model.generate_encoder_output_proposals(memory, ~vision.mask, vision.shapes)
+        enc_class = model.encoder_output_class_embed(queries, memory_text, token_mask)
+        enc_coord = model.encoder_output_bbox_embed(queries) + proposals
+        topk = torch.topk(enc_class.max(-1)[0], self.num_queries, dim=1)[1]
+        reference = torch.gather(enc_coord, 1, topk.unsqueeze(-1).repeat(1, 1, 4)).detach().sigmoid()
+        if config.embedding_init_target:
+            target = model.query_position_embeddings.weight.unsqueeze(0).repeat(batch, 1, 1)
+        else:
+            target = torch.gather(queries, 1, topk.unsqueeze(-1).repeat(1, 1, config.d_model)).detach()
+        return target, reference, (enc_class, enc_coord, topk)
+
+    def _decode(self, target: torch.Tensor, reference: torch.Tensor, vision: "_Vision", memory: torch.Tensor,
+                memory_text: torch.Tensor, token_mask: torch.Tensor,
+                self_attn_mask: Optional[torch.Tensor]) -> tuple[list, list]:
+        """HF's decoder layers with iterative box refinement, for any number of queries (HF's own decoder
+        forward sizes its text mask by config.num_queries, so it cannot take DN queries).
+
+        Returns the normed hidden state of every layer and the reference boxes each layer's prediction is built
+        on: [initial (detached), refined after layer 0 (*un-detached*), ...]. The next layer itself runs on the
+        detached refinement; the prediction of layer l+1 adds its delta to the un-detached one, so layer l's
+        box head also learns from layer l+1's loss ("look forward twice", DINO §3.5; IDEA's
+        GroundingDINO/TAO `transformer.py` decoder keeps `new_reference_points` un-detached for the heads).
+        """
+        from transformers.models.grounding_dino.modeling_grounding_dino import encode_sinusoidal_position_embedding
+
+        decoder, config = self.detector.model.decoder, self.detector.config
+        queries = target.shape[1]
+        dtype = memory_text.dtype
+        text_mask = (~token_mask)[:, None, None, :].repeat(1, config.decoder_attention_heads, queries, 1)
+        text_mask = text_mask.to(dtype) * torch.finfo(dtype).min
+        attn_mask = None
+        if self_attn_mask is not None:
+            attn_mask = torch.zeros(self_attn_mask.shape, dtype=target.dtype, device=target.device)
+            attn_mask = attn_mask.masked_fill(self_attn_mask, torch.finfo(target.dtype).min)[None, None]
+        hidden_states, references, normed = target, [reference], []
+        for index, layer in enumerate(decoder.layers):
+            if reference.shape[-1] == 4:
+                sampling_reference = reference[:, :, None] * torch.cat([vision.valid_ratios] * 2, -1)[:, None]
+            else:
+                sampling_reference = reference[:, :, None] * vision.valid_ratios[:, None]
+            query_pos = decoder.reference_points_head(encode_sinusoidal_position_embedding(
+                sampling_reference[:, :, 0, :], num_pos_feats=config.d_model // 2))
+            hidden_states = layer(
+                hidden_states=hidden_states, position_embeddings=query_pos, reference_points=sampling_reference,
+                spatial_shapes=vision.spatial_shapes, spatial_shapes_list=vision.shapes,
+                level_start_index=vision.level_start, vision_encoder_hidden_states=memory,
+                vision_encoder_attention_mask=vision.mask, text_encoder_hidden_states=memory_text,
+                text_encoder_attention_mask=text_mask, self_attn_mask=attn_mask, output_attentions=False)[0]
+            delta = decoder.bbox_embed[index](hidden_states)
+            previous = torch.special.logit(reference, eps=1e-5)
+            if reference.shape[-1] == 4:
+                refined = (delta + previous).sigmoid()
+            else:
+                refined = torch.cat([delta[..., :2] + previous, delta[..., 2:]], -1).sigmoid()
+            references.append(refined)  # un-detached: for the next layer's prediction
+            reference = refined.detach()
+            normed.append(decoder.layer_norm(hidden_states))
+        return normed, references
+
+    def _decoder_predictions(self, hidden: list, references: list, memory_text: torch.Tensor,
+                             text_mask: torch.Tensor) -> tuple[list, list]:
+        """Class logits and boxes of every decoder layer: layer l's box is its head's delta on the reference it
+        started from, references[l] (un-detached from layer l-1's refinement: look forward twice)."""
         logits, boxes = [], []
-        for level in range(hidden.shape[1]):
-            reference = out.init_reference_points if level == 0 else out.intermediate_reference_points[:, level - 1]
-            reference = torch.special.logit(reference, eps=1e-5)
-            logits.append(self.detector.class_embed[level](hidden[:, level], text, text_mask))
-            delta = self.detector.bbox_embed[level](hidden[:, level])
+        for level, state in enumerate(hidden):
+            reference = torch.special.logit(references[level], eps=1e-5)
+            logits.append(self.detector.class_embed[level](state, memory_text, text_mask))
+            delta = self.detector.bbox_embed[level](state)
             if reference.shape[-1] == 4:
                 coord = delta + reference
             else:
@@ -168,10 +358,9 @@ class GroundingDinoNet(nn.Module):
             boxes.append(coord.sigmoid())
         return logits, boxes
 
-    def _encoder_topk(self, out: Any) -> dict:
-        """The same top-k as the model's query selection, but *un-detached* so the encoder head learns."""
-        enc_class, enc_coord = out.enc_outputs_class, out.enc_outputs_coord_logits
-        topk = torch.topk(enc_class.max(-1)[0], self.num_queries, dim=1)[1]
+    def _encoder_topk(self, selection: tuple) -> dict:
+        """The model's own top-k proposals, but *un-detached* so the encoder head learns."""
+        enc_class, enc_coord, topk = selection
         logits = torch.gather(enc_class, 1, topk.unsqueeze(-1).expand(-1, -1, enc_class.shape[-1]))
         coords = torch.gather(enc_coord, 1, topk.unsqueeze(-1).expand(-1, -1, 4))
         return {"pred_logits": logits, "pred_boxes": coords.sigmoid()}
@@ -192,8 +381,29 @@ class GroundingDinoNet(nn.Module):
         return self.detector.model.text_backbone
 
 
-def build_network(model_cfg: Any, *, load_pretrained: bool = True) -> GroundingDinoNet:
-    """The network for `model.*`; `load_pretrained` loads text-encoder and backbone weights."""
+@dataclass
+class _Text:
+    features: torch.Tensor              # [B, T, d_model]
+    token_mask: torch.Tensor            # [B, T] bool, True = real token
+    self_attention_masks: torch.Tensor  # [B, 1, T, T] bool, True = may attend (sub-sentence mask)
+    position_ids: torch.Tensor          # [B, T]
+
+
+@dataclass
+class _Vision:
+    features: torch.Tensor        # [B, S, d_model] all levels flattened
+    mask: torch.Tensor            # [B, S] bool, True = real pixel
+    position: torch.Tensor        # [B, S, d_model] position + level embedding
+    spatial_shapes: torch.Tensor  # [L, 2]
+    shapes: list                  # [(h, w)] per level
+    level_start: torch.Tensor     # [L]
+    valid_ratios: torch.Tensor    # [B, L, 2]
+
+
+def build_network(model_cfg: Any, *, load_pretrained: bool = True,
+                  load_text_encoder: Optional[bool] = None) -> GroundingDinoNet:
+    """The network for `model.*`; `load_pretrained` loads text-encoder and backbone weights
+    (`load_text_encoder` alone: the text encoder only, e.g. to check a checkpoint that left it out)."""
     from transformers import GroundingDinoForObjectDetection
 
     from gdino.model.text import load_text_encoder_weights
@@ -202,13 +412,16 @@ def build_network(model_cfg: Any, *, load_pretrained: bool = True) -> GroundingD
     detector = GroundingDinoForObjectDetection(config)
     backbone_name = _get(model_cfg, "backbone", "swin_tiny_224_1k")
     indices = list(_get(model_cfg, "return_interm_indices", [1, 2, 3, 4]))
-    backbone = install_backbone(detector, backbone_name, timm_out_indices(backbone_name, indices))
+    backbone = install_backbone(detector, backbone_name, indices)
     _install_contrastive_heads(detector, model_cfg)
-    if load_pretrained:
+    allow_partial = bool(_get(model_cfg, "allow_partial_load", False))
+    if load_pretrained if load_text_encoder is None else load_text_encoder:
         load_text_encoder_weights(detector.model.text_backbone, _get(model_cfg, "text_encoder_type"))
-        if _get(model_cfg, "pretrained_backbone_path", ""):
-            load_backbone_weights(backbone, _get(model_cfg, "pretrained_backbone_path"))
-    return GroundingDinoNet(detector)
+    if load_pretrained and _get(model_cfg, "pretrained_backbone_path", ""):
+        load_backbone_weights(backbone, _get(model_cfg, "pretrained_backbone_path"), allow_partial=allow_partial)
+    net = GroundingDinoNet(detector, DnSettings.from_config(model_cfg))
+    net.allow_partial_load = allow_partial  # read by gdino.model.weights.load_weights
+    return net
 
 
 def _install_contrastive_heads(detector: nn.Module, model_cfg: Any) -> None:

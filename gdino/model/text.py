@@ -159,8 +159,9 @@ def tokenize_batch(tokenizer: Any, captions: Sequence[str], phrases: Sequence[Se
     `captions[i]` must be `" . ".join(phrases[i]) + " ."` (the data contract). A phrase cut off by
     `max_text_len` gets an all-zero row (gdino.data fits captions to the budget beforehand).
     """
-    from transformers.models.grounding_dino.modeling_grounding_dino import \
-        generate_masks_with_special_tokens_and_transfer_map
+    from transformers.models.grounding_dino.modeling_grounding_dino import (
+        generate_masks_with_special_tokens_and_transfer_map,
+    )
 
     enc = tokenizer(list(captions), padding="max_length" if pad_to_max else "longest", truncation=True,
                     max_length=max_text_len, return_offsets_mapping=True, return_tensors="pt")

@@ -81,7 +81,11 @@ class Algorithm(ABC):
     # --- what the sweep reads -------------------------------------------------------------------------
     @cached_property
     def searcher(self) -> Any:
-        return self.make_searcher()
+        searcher = self.make_searcher()
+        attach = getattr(searcher, "attach_scheduler", None)
+        if callable(attach):  # the scheduler's state is saved and restored with the searcher's
+            attach(self.scheduler)
+        return searcher
 
     @cached_property
     def scheduler(self) -> Any:

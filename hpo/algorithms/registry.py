@@ -5,9 +5,18 @@ from typing import Any, Optional
 
 from gdino.errors import SpecError
 from hpo.algorithms.base import FIDELITY_ATTR, Algorithm
+from hpo.algorithms.budget import check_budget
 from hpo.algorithms.schedulers import LearningCurveHyperBand, SeededPBT, SyncHyperBand, hyperband_brackets
-from hpo.algorithms.searchers import (BatchUCBSearcher, DESearcher, GPEISearcher, GridSearcher, KDESearcher,
-                                      OptunaTPESearcher, RandomSearcher, grid_points)
+from hpo.algorithms.searchers import (
+    BatchUCBSearcher,
+    DESearcher,
+    GPEISearcher,
+    GridSearcher,
+    KDESearcher,
+    OptunaTPESearcher,
+    RandomSearcher,
+    grid_points,
+)
 from hpo.space import SearchSpace
 
 
@@ -220,4 +229,5 @@ def make_algorithm(name: str, space: SearchSpace, automl_cfg: Any, metric: Optio
     if cls is None:
         raise SpecError(f"unknown AutoML algorithm {name!r}", key="automl.algorithm",
                         hint="use one of " + ", ".join(sorted(ALGORITHMS)))
+    check_budget(name, automl_cfg)  # a typed error naming the keys, before anything is built
     return cls(space, automl_cfg, metric or automl_cfg.metric, mode, seed)

@@ -20,7 +20,8 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
-from hpo.algorithms.scoring import finite, sign
+from gdino.errors import SweepError
+from hpo.algorithms.scoring import finite, is_baseline, sign
 from hpo.space import SearchSpace, trial_rng
 
 FIDELITY_ATTR = "epoch"
@@ -67,11 +68,13 @@ def hyperband_brackets(max_epochs: int, eta: int, epoch_multiplier: int = 1) -> 
 
 @dataclass(eq=False)
 class _BracketRun:
+    """One bracket in progress. Trials are named by their ids (stable across Tuner.restore)."""
+
     bracket: Bracket
-    members: list = field(default_factory=list)  # trials of the current rung
+    members: list[str] = field(default_factory=list)  # ids of the trials of the current rung
     rung: int = 0
-    results: dict = field(default_factory=dict)  # trial -> value at the rung budget (None: failed/stopped)
-    to_resume: set = field(default_factory=set)  # paused winners waiting for a worker
+    results: dict[str, Optional[float]] = field(default_factory=dict)  # id -> value at the rung (None: failed)
+    to_resume: set[str] = field(default_factory=set)  # paused winners waiting for a worker
 
     @property
     def budget(self) -> int:
@@ -85,13 +88,22 @@ class _BracketRun:
         return len(self.members) == self.bracket.sizes[self.rung] and all(t in self.results for t in self.members) \
             if self.rung == 0 else all(t in self.results for t in self.members)
 
+    def waiting(self, trial_id: str) -> bool:
+        """Paused at this rung: reported its rung result, or a winner not yet resumed."""
+        return trial_id in self.to_resume or (trial_id in self.members and trial_id in self.results)
+
 
 class SyncHyperBand(FIFOScheduler):
     """TAO's synchronous Hyperband on Tune's pause/resume (see the module docstring).
 
     Trials are assigned to bracket slots in the order they are added; brackets run side by side
     when workers are free (each bracket's rungs stay synchronous). More trials than the plan holds
-    start a new round of the same brackets."""
+    start a new round of the same brackets.
+
+    Resume: Tune restores the searcher but builds the scheduler afresh and re-adds every trial through
+    `on_trial_add`. `sweep_state()` is saved with the searcher (SpaceSearcher.get_state) and
+    `restore_sweep_state()` puts it back before the trials are re-added; each re-added trial then takes
+    its old place, and one that was waiting at a rung is paused again instead of running on."""
 
     def __init__(self, brackets: list[Bracket], metric: str, mode: str, time_attr: str = FIDELITY_ATTR) -> None:
         super().__init__()
@@ -99,13 +111,32 @@ class SyncHyperBand(FIFOScheduler):
         self.brackets = list(brackets)
         self.time_attr = time_attr
         self._runs: list[_BracketRun] = []
-        self._run_of: dict[Trial, _BracketRun] = {}
-        self._order: list[Trial] = []
+        self._run_of: dict[str, _BracketRun] = {}
+        self._order: list[str] = []
+        self._trials: dict[str, Trial] = {}   # id -> the Trial object Tune holds now
+        self._to_stop: set[str] = set()        # restored losers Tune still lists as unfinished
         self.cap: Any = None  # a base.RunningCap (see Algorithm.tune_max_concurrent)
 
     @property
     def largest_budget(self) -> int:
         return max(b.budgets[-1] for b in self.brackets)
+
+    # --- save / restore with the searcher -------------------------------------------------------------
+    def sweep_state(self) -> dict[str, Any]:
+        return {"runs": [{"bracket": r.bracket, "members": list(r.members), "rung": r.rung,
+                          "results": dict(r.results), "to_resume": sorted(r.to_resume)} for r in self._runs],
+                "order": list(self._order)}
+
+    def restore_sweep_state(self, state: dict[str, Any]) -> None:
+        self._runs = [_BracketRun(r["bracket"], list(r["members"]), int(r["rung"]), dict(r["results"]),
+                                  set(r["to_resume"])) for r in state["runs"]]
+        self._order = list(state["order"])
+        self._run_of = {}
+        for run in self._runs:  # every trial ever added, including those dropped at an earlier rung
+            for tid in run.members:
+                self._run_of[tid] = run
+        for tid in self._order:
+            self._run_of.setdefault(tid, _DROPPED)
 
     # --- Tune interface -----------------------------------------------------------------------------
     def set_search_properties(self, metric: Optional[str], mode: Optional[str], **spec: Any) -> bool:
@@ -113,11 +144,40 @@ class SyncHyperBand(FIFOScheduler):
         self._mode = mode or self._mode
         return True
 
+    # the baseline trial (the spec as written) runs outside the brackets, to the largest budget: an extra
+    # trial that no rung can stop, so the sweep's result is never worse than the user's configuration
+    baseline_outside_rungs = True
+
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        tid = trial.trial_id
+        self._trials[tid] = trial
+        if is_baseline(getattr(trial, "config", None)):  # never in a bracket, nor in the saved state
+            self.__dict__.setdefault("_outside", [])
+            if tid not in self._outside:
+                self._outside.append(tid)
+            return
+        if tid in self._run_of:  # re-added by Tuner.restore
+            self._reattach(trial)
+            return
         run = self._open_run()
-        run.members.append(trial)
-        self._run_of[trial] = run
-        self._order.append(trial)
+        run.members.append(tid)
+        self._run_of[tid] = run
+        self._order.append(tid)
+
+    def _reattach(self, trial: Trial) -> None:
+        """A restored trial takes its saved place. Tune re-queues every unfinished trial as PENDING
+        (and starts every PENDING trial): one waiting at a rung goes back to PAUSED, and one that lost
+        its rung before the driver died is stopped at the next scheduling step."""
+        if trial.status not in (Trial.PENDING, Trial.PAUSED):
+            return  # finished trials stay finished
+        tid, run = trial.trial_id, self._run_of[trial.trial_id]
+        lost = run is _DROPPED or (tid not in run.members and tid not in run.to_resume)
+        if lost or (run.last_rung and tid in run.results):
+            trial.set_status(Trial.PAUSED)
+            self._to_stop.add(tid)
+        elif run.waiting(tid):
+            trial.set_status(Trial.PAUSED)
+        # else: it was running inside the rung: Tune restarts it from its latest checkpoint
 
     def _open_run(self) -> _BracketRun:
         for run in self._runs:
@@ -128,19 +188,20 @@ class SyncHyperBand(FIFOScheduler):
         return self._runs[-1]
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        run = self._run_of.get(trial)
+        tid = trial.trial_id
+        run = self._run_of.get(tid)
         epoch = result.get(self.time_attr)
-        if run is None or epoch is None or trial not in run.members:
+        if run is None or epoch is None or tid not in run.members:
             return TrialScheduler.CONTINUE
-        run.to_resume.discard(trial)
+        run.to_resume.discard(tid)
         if epoch < run.budget:
             return self._within_rung(tune_controller, trial, result, run)
-        run.results[trial] = finite(result.get(self._metric))
+        run.results[tid] = finite(result.get(self._metric))
         if run.last_rung:
             return TrialScheduler.STOP
         if run.rung_complete():
-            winners = self._promote(tune_controller, run, current=trial)
-            return TrialScheduler.CONTINUE if trial in winners else TrialScheduler.STOP
+            winners = self._promote(tune_controller, run, current=tid)
+            return TrialScheduler.CONTINUE if tid in winners else TrialScheduler.STOP
         return TrialScheduler.PAUSE
 
     def _within_rung(self, tune_controller: Any, trial: Trial, result: dict, run: _BracketRun) -> str:
@@ -158,50 +219,64 @@ class SyncHyperBand(FIFOScheduler):
     def _ended(self, tune_controller: Any, trial: Trial, result: Optional[dict], failed: bool = False) -> None:
         """A trial that ends before its rung budget counts as done at this rung, never promotable
         when it failed (a failure is not a score)."""
-        run = self._run_of.get(trial)
-        if run is None or trial not in run.members or trial in run.results:
+        tid = trial.trial_id
+        self._to_stop.discard(tid)
+        run = self._run_of.get(tid)
+        if run is None or tid not in run.members or tid in run.results:
             return
         value = None if failed or not result else finite(result.get(self._metric))
-        run.results[trial] = None if failed else value
-        run.to_resume.discard(trial)
+        run.results[tid] = None if failed else value
+        run.to_resume.discard(tid)
         if not run.last_rung and run.rung_complete():
             self._promote(tune_controller, run, current=None)
 
-    def _promote(self, tune_controller: Any, run: _BracketRun, current: Optional[Trial]) -> list[Trial]:
+    def _promote(self, tune_controller: Any, run: _BracketRun, current: Optional[str]) -> list[str]:
         """Keep the top n_{i+1} of the finished rung (failures never), stop the others."""
         s = sign(self._mode)
         scored = [t for t in run.members if run.results.get(t) is not None]
         ranked = sorted(scored, key=lambda t: -s * run.results[t])  # stable: the earlier trial on ties
         winners = ranked[: run.bracket.sizes[run.rung + 1]]
-        for t in run.members:
-            if t in winners or t is current:
+        for tid in run.members:
+            if tid in winners or tid == current:
                 continue
-            if t.status == Trial.PAUSED:
-                tune_controller.stop_trial(t)
+            trial = self._trials.get(tid)
+            if trial is not None and trial.status == Trial.PAUSED:
+                tune_controller.stop_trial(trial)
         run.rung += 1
         run.members = list(winners)
         run.results = {}
-        run.to_resume = {t for t in winners if t is not current}
+        run.to_resume = {t for t in winners if t != current}
         return winners
 
     def choose_trial_to_run(self, tune_controller: Any) -> Optional[Trial]:
         """Promoted trials first (they finish brackets), then new trials in the order added."""
+        for tid in sorted(self._to_stop):  # restored losers: recorded as stopped, never run again
+            trial = self._trials.get(tid)
+            self._to_stop.discard(tid)
+            if trial is not None and trial.status == Trial.PAUSED:
+                tune_controller.stop_trial(trial)
         if self.cap is not None:
             self.cap.refresh(tune_controller.get_trials())
             if not self.cap.has_room():
                 return None
         for run in self._runs:
-            for t in run.members:
-                if t in run.to_resume and t.status == Trial.PAUSED:
-                    return t
-        for t in self._order:
-            if t.status == Trial.PENDING:
-                return t
+            for tid in run.members:
+                trial = self._trials.get(tid)
+                if tid in run.to_resume and trial is not None and trial.status == Trial.PAUSED:
+                    return trial
+        for tid in [*getattr(self, "_outside", ()), *self._order]:  # the baseline first
+            trial = self._trials.get(tid)
+            if trial is not None and trial.status == Trial.PENDING:
+                return trial
         return None
 
     def debug_string(self) -> str:
         return "SyncHyperBand: " + ", ".join(f"s={r.bracket.s} rung {r.rung} ({len(r.members)} trials)"
                                              for r in self._runs)
+
+
+# a trial that left its bracket at an earlier rung (restore bookkeeping)
+_DROPPED = _BracketRun(Bracket(-1, (0,), (0,)))
 
 
 class LearningCurveHyperBand(SyncHyperBand):
@@ -214,21 +289,31 @@ class LearningCurveHyperBand(SyncHyperBand):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.min_epochs, self.r2_threshold, self.margin = min_epochs, r2_threshold, margin
-        self._curves: dict[Trial, list[tuple[float, float]]] = {}
+        self._curves: dict[str, list[tuple[float, float]]] = {}
         self._best_final: Optional[float] = None  # signed
         self.early_stopped: list[str] = []
+
+    def sweep_state(self) -> dict[str, Any]:
+        return {**super().sweep_state(), "curves": {k: list(v) for k, v in self._curves.items()},
+                "best_final": self._best_final, "early_stopped": list(self.early_stopped)}
+
+    def restore_sweep_state(self, state: dict[str, Any]) -> None:
+        super().restore_sweep_state(state)
+        self._curves = {k: list(v) for k, v in state.get("curves", {}).items()}
+        self._best_final = state.get("best_final")
+        self.early_stopped = list(state.get("early_stopped", []))
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value, epoch = finite(result.get(self._metric)), result.get(self.time_attr)
         if value is not None and epoch is not None:
-            self._curves.setdefault(trial, []).append((float(epoch), sign(self._mode) * value))
+            self._curves.setdefault(trial.trial_id, []).append((float(epoch), sign(self._mode) * value))
             if epoch >= self.largest_budget:
                 self._best_final = max(self._best_final if self._best_final is not None else -math.inf,
                                        sign(self._mode) * value)
         return super().on_trial_result(tune_controller, trial, result)
 
     def _within_rung(self, tune_controller: Any, trial: Trial, result: dict, run: _BracketRun) -> str:
-        curve = self._curves.get(trial, [])
+        curve = self._curves.get(trial.trial_id, [])
         if self._best_final is None or len(curve) < self.min_epochs:
             return TrialScheduler.CONTINUE
         fit = power_law_fit(np.array(curve))
@@ -237,10 +322,10 @@ class LearningCurveHyperBand(SyncHyperBand):
         predict, r2 = fit
         predicted = predict(float(self.largest_budget))
         if r2 >= self.r2_threshold and predicted < self._best_final - self.margin * abs(self._best_final):
-            run.results[trial] = None  # counted as done at this rung, never promoted
+            run.results[trial.trial_id] = None  # counted as done at this rung, never promoted
             self.early_stopped.append(trial.trial_id)
             if not run.last_rung and run.rung_complete():
-                self._promote(tune_controller, run, current=trial)
+                self._promote(tune_controller, run, current=trial.trial_id)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
@@ -293,8 +378,48 @@ class SeededPBT(PopulationBasedTraining):
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         super().on_trial_add(_WithoutSearcher(tune_controller), trial)
+        saved = getattr(self, "_restored_members", {}).pop(trial.trial_id, None)
+        if saved is not None:  # re-added by Tuner.restore: its scores, checkpoint and clock come back
+            state = self._trial_state[trial]
+            for key, value in saved.items():
+                setattr(state, key, value)
+            if state.last_checkpoint is None and saved.get("had_checkpoint"):
+                state.last_checkpoint = trial.checkpoint  # a save in flight at the snapshot: the latest one
 
     cap: Any = None  # a base.RunningCap (see Algorithm.tune_max_concurrent)
+    segments: Optional[list] = None  # one entry per exploit: who copied whom at which epoch, the new config
+
+    # --- save / restore with the searcher (Tune rebuilds schedulers afresh on restore) ------------------
+    def sweep_state(self) -> dict[str, Any]:
+        members = {}
+        for trial, state in self._trial_state.items():
+            checkpoint = state.last_checkpoint
+            keep = checkpoint if checkpoint is None or _is_plain_checkpoint(checkpoint) else None
+            members[trial.trial_id] = {
+                "last_score": state.last_score, "last_checkpoint": keep,
+                "had_checkpoint": checkpoint is not None,
+                "last_perturbation_time": state.last_perturbation_time,
+                "last_train_time": state.last_train_time,
+                "last_result": _plain_result(state.last_result)}
+        return {"members": members, "random_state": self._random_state, "explorations": self._explorations,
+                "num_perturbations": self._num_perturbations, "num_checkpoints": self._num_checkpoints,
+                "next_perturbation_sync": self._next_perturbation_sync, "segments": list(self.segments or [])}
+
+    def restore_sweep_state(self, state: dict[str, Any]) -> None:
+        self._restored_members = dict(state["members"])
+        self._random_state = state["random_state"]
+        self._explorations = int(state["explorations"])
+        self._num_perturbations = int(state["num_perturbations"])
+        self._num_checkpoints = int(state["num_checkpoints"])
+        self._next_perturbation_sync = state["next_perturbation_sync"]
+        self.segments = list(state.get("segments", []))
+
+    def _exploit(self, tune_controller: Any, trial: Trial, trial_to_clone: Trial) -> None:
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        self.segments = list(self.segments or [])
+        self.segments.append({"trial_id": trial.trial_id, "donor": trial_to_clone.trial_id,
+                              "epoch": self._trial_state[trial_to_clone].last_perturbation_time,
+                              "config": {k: v for k, v in trial.config.items() if not k.startswith("__")}})
 
     def choose_trial_to_run(self, tune_controller: Any) -> Optional[Trial]:
         if self.cap is not None:
@@ -311,6 +436,50 @@ class SeededPBT(PopulationBasedTraining):
         finally:
             self._random_state = random.getstate()
             random.setstate(outside)
+
+
+def _is_plain_checkpoint(checkpoint: Any) -> bool:
+    from ray.tune import Checkpoint
+
+    return isinstance(checkpoint, Checkpoint)  # not a _FutureTrainingResult (an ObjectRef in flight)
+
+
+def _plain_result(result: Optional[dict]) -> Optional[dict]:
+    if result is None:
+        return None
+    return {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def scheduler_state(scheduler: Any) -> Optional[dict[str, Any]]:
+    """What a scheduler must get back after Tuner.restore (keyed by trial ids), or None when it keeps
+    nothing across trials (FIFO). Saved with the searcher's state (SpaceSearcher.get_state)."""
+    hook = getattr(scheduler, "sweep_state", None)
+    if callable(hook):
+        return {"class": type(scheduler).__name__, "state": hook()}
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    if isinstance(scheduler, AsyncHyperBandScheduler):  # its rungs are keyed by trial id already
+        return {"class": type(scheduler).__name__,
+                "state": {"brackets": scheduler._brackets, "num_stopped": scheduler._num_stopped,
+                          "counter": scheduler._counter}}
+    return None
+
+
+def restore_scheduler_state(scheduler: Any, saved: Optional[dict[str, Any]]) -> None:
+    """Put `scheduler_state`'s output back, before Tune re-adds the restored trials."""
+    if not saved or scheduler is None:
+        return
+    if saved["class"] != type(scheduler).__name__:
+        raise SweepError(f"the saved scheduler state is a {saved['class']}, the sweep's scheduler a "
+                         f"{type(scheduler).__name__}", hint="resume the sweep with the code that started it")
+    hook = getattr(scheduler, "restore_sweep_state", None)
+    if callable(hook):
+        hook(saved["state"])
+        return
+    state = saved["state"]
+    scheduler._brackets = state["brackets"]
+    scheduler._num_stopped = state["num_stopped"]
+    scheduler._counter = state["counter"]
 
 
 class _WithoutSearcher:

@@ -29,6 +29,8 @@ from hpo.space import SearchSpace
 
 FIDELITY_ATTR = "epoch"
 _PRIVATE_PREFIX = "__"  # config keys such as __epochs__ are the sweep's, not the space's
+_NOT_SAVED = ("space", "cap", "_scheduler")  # rebuilt by the sweep / saved on their own
+_SCHEDULER_STATE = "__scheduler_state__"
 
 
 @dataclass
@@ -57,6 +59,10 @@ class SpaceSearcher(Searcher):
         self._next_index = 0
         self._trials: dict[str, SearcherTrial] = {}
         self.cap: Any = None  # a base.RunningCap when a pausing scheduler caps running trials
+        # configs suggested before any proposal (Ray's `points_to_evaluate`): the baseline trial, the
+        # spec as written. They take no proposal index, so proposal i stays the same draw with or without.
+        self.points_to_evaluate: list[dict[str, Any]] = []
+        self._given = 0
 
     # --- Ray's Searcher interface -----------------------------------------------------------------
     def set_search_properties(self, metric: Optional[str], mode: Optional[str], config: dict,
@@ -70,6 +76,13 @@ class SpaceSearcher(Searcher):
             return dict(self._trials[trial_id].config)
         if self.cap is not None and not self.cap.has_room():
             return None
+        if self._given < len(getattr(self, "points_to_evaluate", ())):
+            self._given += 1
+            config = dict(self.points_to_evaluate[self._given - 1])
+            self._trials[trial_id] = SearcherTrial(-self._given, config, extra={"given": True})
+            if self.cap is not None:
+                self.cap.admit()
+            return dict(config)
         config = self._propose(self._next_index)
         if config is None or config == Searcher.FINISHED:
             return config
@@ -107,11 +120,25 @@ class SpaceSearcher(Searcher):
         with open(checkpoint_path, "rb") as f:
             self.set_state(pickle.load(f))
 
+    def attach_scheduler(self, scheduler: Any) -> None:
+        """Save `scheduler`'s state with this searcher's: Tune checkpoints and restores searchers but
+        rebuilds schedulers afresh, which would lose every rung and population (issue 12)."""
+        self._scheduler = scheduler
+
     def get_state(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("space", "cap")}
+        from hpo.algorithms.schedulers import scheduler_state
+
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_SAVED}
+        state[_SCHEDULER_STATE] = scheduler_state(getattr(self, "_scheduler", None))
+        return state
 
     def set_state(self, state: dict) -> None:
+        from hpo.algorithms.schedulers import restore_scheduler_state
+
+        state = dict(state)
+        scheduler = state.pop(_SCHEDULER_STATE, None)
         self.__dict__.update(state)
+        restore_scheduler_state(getattr(self, "_scheduler", None), scheduler)
 
     # --- helpers for subclasses ---------------------------------------------------------------------
     @property
@@ -243,8 +270,8 @@ class BatchUCBSearcher(SpaceSearcher):
 
     def _propose(self, index: int) -> Any:
         if not self._queue:
-            if self.pending:
-                return None  # synchronous batches: wait for the previous one
+            if any(not t.extra.get("given") for t in self.pending):
+                return None  # synchronous batches: wait for the previous one (a given point is no batch)
             self._queue = self._next_batch(index)
             self._batches += 1
         return self._queue.pop(0)
@@ -298,7 +325,9 @@ class OptunaTPESearcher(SpaceSearcher):
         trial = self._trials.get(trial_id)
         if trial is None or trial.extra.get("told"):
             return
-        number = self._numbers[trial.index]
+        number = self._numbers.get(trial.index)
+        if number is None:  # a given point (points_to_evaluate): Optuna never asked for it
+            return
         if trial.state == "failed":
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)
         else:
@@ -317,13 +346,14 @@ class _BudgetModelSearcher(SpaceSearcher):
         super().__init__(space, metric, mode, seed, **kwargs)
         self.budgets = sorted({int(b) for b in budgets})
         self.min_points, self.random_fraction = int(min_points), float(random_fraction)
+        self.model_fits: list[tuple[int, int, int]] = []  # (proposal index, budget, points) per model proposal
 
-    def _model_data(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    def _model_data(self) -> Optional[tuple[int, np.ndarray, np.ndarray]]:
         per_budget = self.budget_observations(self.budgets)
         for b in reversed(self.budgets):
             x, y = per_budget[b]
             if len(y) >= self.min_points:
-                return x, y
+                return b, x, y
         return None
 
     def _propose(self, index: int) -> dict:
@@ -331,7 +361,9 @@ class _BudgetModelSearcher(SpaceSearcher):
         data = self._model_data()
         if data is None or self.space.dim == 0 or rng.random() < self.random_fraction:
             return self._random(index)
-        return self.space.from_unit(self._from_model(data[0], data[1], index, rng))
+        budget, x, y = data
+        self.model_fits.append((index, budget, len(y)))
+        return self.space.from_unit(self._from_model(x, y, index, rng))
 
     def _from_model(self, x: np.ndarray, y: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover
@@ -380,7 +412,8 @@ class DESearcher(_BudgetModelSearcher):
     def __init__(self, *args: Any, population_size: int = 10, mutation_factor: float = 0.5,
                  crossover_prob: float = 0.5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.population_size, self.mutation_factor, self.crossover_prob = population_size, mutation_factor, crossover_prob
+        self.population_size, self.mutation_factor = population_size, mutation_factor
+        self.crossover_prob = crossover_prob
 
     def _from_model(self, x: np.ndarray, y: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
         population = x[np.argsort(-y, kind="stable")[: max(self.population_size, 3)]]

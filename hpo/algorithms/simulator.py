@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import pickle
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
@@ -157,7 +158,10 @@ class Simulator:
         self._epochs = 0
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self) -> SimRun:
+    def run(self, kill_when: Optional[Callable[["Simulator"], bool]] = None) -> SimRun:
+        """Run to the end, or (`kill_when`) stop like a killed driver once every event of the current
+        simulated time is processed and `kill_when(self)` holds; `snapshot()` then gives what Tune
+        would have saved, and `Simulator.restored(...)` continues from it."""
         reason = "trials"
         while True:
             self._fill_workers()
@@ -172,6 +176,10 @@ class Simulator:
             self._epoch_done(self._by_id(trial_id))
             if self._reached_target():
                 reason = "target"
+                break
+            step_done = not self._events or self._events[0][0] > self._now
+            if kill_when is not None and step_done and kill_when(self):
+                reason = "killed"
                 break
         return SimRun(trials=dict(self._sim), trace=list(self._trace), time=self._now, epochs=self._epochs,
                       best=self._best(), stop_reason=reason)
@@ -248,6 +256,67 @@ class Simulator:
             self._pause(trial, checkpoint=True)
         else:
             self._schedule_epoch(trial)
+
+    # --- kill and restore (what Tuner.restore does, over stub trials) ---------------------------------
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for trial in self._trials:
+            counts[trial.status] = counts.get(trial.status, 0) + 1
+        return counts
+
+    def snapshot(self) -> bytes:
+        """What a killed driver leaves behind: Tune's trial table (status, config, latest checkpoint:
+        every report of our trial driver carries one) and the searcher's saved state (which holds the
+        scheduler's, SpaceSearcher.get_state). Epochs in flight are lost."""
+        trials = []
+        for trial in self._trials:
+            if trial.status == Trial.RUNNING:  # the last report's checkpoint
+                self._pause_checkpoint(trial)
+            checkpoint = trial.checkpoint
+            trials.append({"trial_id": trial.trial_id, "config": dict(trial.config), "status": trial.status,
+                           "checkpoint": checkpoint.path if checkpoint is not None else None,
+                           "last_result": dict(trial.last_result or {})})
+        searcher_state = self.searcher.get_state() if self.searcher is not None else None
+        return pickle.dumps({"trials": trials, "searcher": searcher_state, "sim": self._sim,
+                             "checkpoints": self._checkpoints, "now": self._now, "epochs": self._epochs,
+                             "trace": self._trace, "incumbent": self._incumbent, "exhausted": self._exhausted,
+                             "running": sorted(self._running)})
+
+    @classmethod
+    def restored(cls, algorithm: Algorithm, objective: Objective, snapshot: bytes, workers: int = 1,
+                 **kwargs: Any) -> "Simulator":
+        """A new driver on a fresh `algorithm` (built like the dead one) resuming `snapshot` as
+        Tuner.restore does: the searcher (and with it the scheduler) gets its saved state; finished
+        trials stay finished, every other one is re-queued PENDING with its checkpoint and re-added
+        through `on_trial_add` (newest result first, Tune's order); the trials that were running are
+        restarted first, on the workers they held."""
+        saved = pickle.loads(snapshot)
+        sim = cls(algorithm, objective, workers, **kwargs)
+        if saved["searcher"] is not None:
+            sim.searcher.set_state(saved["searcher"])
+        sim._sim, sim._checkpoints = saved["sim"], saved["checkpoints"]
+        sim._now, sim._epochs, sim._trace = saved["now"], saved["epochs"], saved["trace"]
+        sim._incumbent, sim._exhausted = saved["incumbent"], saved["exhausted"]
+        for row in saved["trials"]:
+            trial = Trial("__simulated", trial_id=row["trial_id"], stub=True, config=dict(row["config"]))
+            finished = row["status"] in (Trial.TERMINATED, Trial.ERROR)
+            trial.set_status(row["status"] if finished else Trial.PENDING)
+            trial.run_metadata.last_result = row["last_result"]
+            if row["checkpoint"]:
+                trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+                    checkpoint=Checkpoint(row["checkpoint"]), metrics=dict(row["last_result"]))
+            sim._trials.append(trial)
+        for trial in sorted(sim._trials, key=lambda t: t.last_result.get("time_total_s", -1), reverse=True):
+            sim.scheduler.on_trial_add(sim.controller, trial)
+        for trial_id in saved["running"]:
+            trial = sim._by_id(trial_id)
+            if trial.status == Trial.PENDING and len(sim._running) < sim.workers:
+                sim._start(trial)
+        return sim
+
+    def _pause_checkpoint(self, trial: Trial) -> None:
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=self._checkpoint(trial), metrics=dict(trial.last_result or {}))
 
     # --- state changes --------------------------------------------------------------------------------
     def _checkpoint(self, trial: Trial) -> Checkpoint:

@@ -21,8 +21,7 @@ Public API (what the algorithms, the sweep and the CLI use):
 from __future__ import annotations
 
 from hpo.space.apply import apply_config, apply_epoch_budget, scale_lr_steps
-from hpo.space.domains import (BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain,
-                               IntDomain)
+from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain, IntDomain
 from hpo.space.space import Condition, Excluded, Param, Relation, SearchSpace, trial_rng
 
 __all__ = [

@@ -27,8 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from gdino.errors import SchemaError, SpecError
 from hpo.schema_reader import SchemaLeaf, TrainSchema, default_schema_path, read_schema
 from hpo.space import gdino_rules as rules
-from hpo.space.domains import (BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain,
-                               IntDomain)
+from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain, IntDomain
 from hpo.space.space import Condition, Excluded, Param, Relation, SearchSpace
 
 EPOCH_PARAMS = rules.EPOCH_PARAMS
@@ -472,8 +471,25 @@ def build_search_space(cfg: Any, *, schema: Mapping[str, Any] | str | None = Non
     mode = automl.space_mode
     excluded_names = set(exclude) | (set(EPOCH_PARAMS) if epochs_are_fidelity else set())
     selection = select_parameters(doc, automl, user_spec, excluded_names)
+    drop_architecture_params(selection, spec)
     overrides = _override_entries(automl, doc, selection.names)
     return _assemble(doc, spec, mode, selection, overrides)
+
+
+def drop_architecture_params(selection: Selection, spec: Mapping[str, Any]) -> list[str]:
+    """When the sweep starts from a pretrained checkpoint, parameters that change the network's tensors
+    (gdino_rules.ARCHITECTURE_PARAMS) are not searched: the checkpoint fixes them. Each one dropped is
+    listed under "not searched" with the reason (and printed by `automl space` and at launch)."""
+    found, checkpoint = _lookup(spec, "train.pretrained_model_path")
+    if not found or checkpoint in (None, "", "???"):
+        return []
+    dropped = [n for n in selection.names if rules.is_architecture_param(n)]
+    for name in dropped:
+        selection.names.remove(name)
+        selection.explicit.discard(name)
+        selection.excluded.append(Excluded(name, f"starting from the pretrained checkpoint {checkpoint}: "
+                                                 f"{rules.ARCHITECTURE_PARAMS[name]}, so the checkpoint fixes it"))
+    return dropped
 
 
 def _spec_value(doc: TrainSchema, spec: Mapping[str, Any], name: str) -> Any:
@@ -509,6 +525,7 @@ def _assemble(doc: TrainSchema, spec: Mapping[str, Any], mode: str, selection: S
                 raise SchemaError(f"math_cond {leaf.math_cond!r} needs a numeric parameter", parameter=name)
             domain = _choice_domain(leaf)
         default = _spec_value(doc, spec, name)
+        domain, spec_note = include_spec_value(domain, default, mode=mode, ranged_by_user=ranged)
         relations: list[Relation] = []
         note = ""
         for op, operand in relational:
@@ -535,12 +552,37 @@ def _assemble(doc: TrainSchema, spec: Mapping[str, Any], mode: str, selection: S
             domain = _narrow(domain, Relation(parent, op), anchor, name)
             note = (f"{op} {parent} resolved at {anchor!r}" +
                     (" (TAO uses the param's own default)" if mode == "tao" else ""))
-        note = "; ".join(x for x in (leaf.x_note, note) if x)
+        note = "; ".join(x for x in (leaf.x_note, note, spec_note) if x)
         param = Param(name, domain, leaf.value_type, default, relations=tuple(relations), note=note)
         params.append(param)
     params = _apply_num_select_rule(params, doc, spec, mode, selected, fixed)
     params, excluded = _apply_conditions(params, doc, spec, mode, selected, selection.explicit, excluded, fixed)
     return SearchSpace(tuple(params), excluded=tuple(excluded), fixed=fixed, mode=mode)
+
+
+def include_spec_value(domain: Domain, value: Any, *, mode: str, ranged_by_user: bool) -> tuple[Domain, str]:
+    """The domain widened to contain the spec's own `value` (default mode: the baseline trial, the spec
+    as written, must lie in the space the sweep searches), with a note for `automl space`. In `tao` mode
+    and for a user's range override the range stays as given and the note says the value lies outside."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or domain.contains(value):
+        return domain, ""
+    outside = f"the spec's value {value!r} lies outside {domain.describe()}"
+    if mode == "tao" or ranged_by_user:
+        return domain, outside + (" (tao mode keeps TAO's range)" if mode == "tao" else " (range override kept)")
+    if isinstance(domain, FloatDomain) and numeric and not (domain.log and float(value) <= 0):
+        v = float(value)
+        low, high = min(domain.low, v), max(domain.high, v)
+        widened = FloatDomain(low, high, log=domain.log, low_open=domain.low_open and low == domain.low,
+                              high_open=domain.high_open and high == domain.high)
+        return widened, f"widened from {domain.describe()} to include the spec's value {value!r}"
+    if isinstance(domain, IntDomain) and numeric and float(value) == int(value) and domain.step is None \
+            and domain.power_base is None and int(value) not in domain.exclude:
+        v = int(value)
+        widened = replace(domain, low=min(domain.low, v), high=max(domain.high, v))
+        if widened.contains(v):
+            return widened, f"widened from {domain.describe()} to include the spec's value {value!r}"
+    return domain, outside + " (it cannot be widened to include it)"
 
 
 def _narrow(domain: Domain, relation: Relation, anchor: float, name: str) -> Domain:

@@ -45,8 +45,7 @@ ARCHITECTURE_PARAMS: dict[str, str] = {
     "model.embed_init_tgt": "adds or removes the target query embedding",
     "model.log_scale": "adds or removes the contrastive head's scale",
     "model.class_embed_bias": "adds or removes the contrastive head's bias",
-    "model.dn_number": "adds or removes the denoising label embedding",
-    "model.use_dn": "adds or removes the denoising label embedding",
+    "model.dn_number": "adds or removes the denoising label embedding (dn_number > 0)",
 }
 
 

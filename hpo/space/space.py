@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from gdino.errors import SchemaError, SpecError
-from hpo.space.domains import (BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain,
-                               IntDomain, _same)
+from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain, IntDomain, _same
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import optuna
@@ -404,19 +403,30 @@ class SearchSpace:
 
     # --- exploration ---------------------------------------------------------------------------
     def perturb(self, config: Mapping[str, Any], rng: np.random.Generator, factor: float = 1.2,
-                resample_prob: float = 0.2) -> dict[str, Any]:
+                resample_prob: float = 0.2, fixed: Iterable[str] | None = None) -> dict[str, Any]:
         """PBT's explore step: each active param is resampled with `resample_prob`, else numeric ones
         are multiplied or divided by `factor` and ordered choices move to a neighbour.
 
         A move that would leave the feasible range goes the other way (a reflection, not a pile on
         the bound); dependants whose range changed under them are redrawn inside their new range.
+        `fixed` params keep their value (default: the architecture parameters of
+        hpo.space.gdino_rules, which change the network's tensors: the exploited member must load its
+        donor's checkpoint, so it keeps the population member's architecture).
         """
+        if fixed is None:
+            from hpo.space.gdino_rules import ARCHITECTURE_PARAMS
+
+            fixed = ARCHITECTURE_PARAMS
+        keep = frozenset(fixed)
         out: dict[str, Any] = {}
         for p in self.params:
             if not self._is_active(p, out):
                 continue
             domain = self._domain_for(p, out)
             current = config.get(p.name)
+            if p.name in keep and current is not None:
+                out[p.name] = current
+                continue
             if current is None or not domain.contains(current) or rng.random() < resample_prob:
                 out[p.name] = domain.decode(rng.random())
                 continue

@@ -30,7 +30,13 @@ log = logging.getLogger(__name__)
 # A worker group that cannot be placed fails after this long instead of Ray's default of retrying
 # a 60 s timeout forever (controller_failure_limit=-1).
 WORKER_GROUP_START_TIMEOUT_S = 120
-_MAX_UNIX_SOCKET_DIR = 60  # Ray's socket paths under the temp dir must stay below 107 characters
+# Ray's unix sockets live at <temp dir>/session_<YYYY-MM-DD_HH-MM-SS_ffffff>_<pid>/sockets/plasma_store[.N]
+# (ray/_private/node.py: _session_name, _sockets_dir, _prepare_socket_file); Linux caps an AF_UNIX path at
+# 107 bytes (ray/_private/utils.py validate_socket_filepath). The session part is up to 66 bytes (7-digit
+# pid, a ".N" suffix); 4 more for safety leave 37 bytes for the temp dir itself.
+AF_UNIX_MAX_BYTES = 107
+RAY_SOCKET_SUFFIX_BYTES = 66 + 4
+MAX_RAY_TEMP_DIR_BYTES = AF_UNIX_MAX_BYTES - RAY_SOCKET_SUFFIX_BYTES
 _SWEEP_ENV = {
     "RAY_AUTH_MODE": "disabled",            # concurrent local clusters overwrite ~/.ray/auth_token (§7.3)
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -42,6 +48,7 @@ _SWEEP_ENV = {
 class RayCluster:
     address: str
     started_here: bool
+    connected_here: bool = False  # ray.init(address=...) was ours: disconnect when done
     temp_dir: Optional[str] = None
     _saved_env: dict[str, Optional[str]] = field(default_factory=dict)
 
@@ -68,13 +75,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ray_temp_dir_fits(path: str | Path) -> bool:
+    """Ray's socket paths under `path` stay within AF_UNIX's 107 bytes."""
+    return len(str(path).encode("utf-8")) <= MAX_RAY_TEMP_DIR_BYTES
+
+
 def private_temp_dir(sweep_dir: Path) -> str:
-    """Under the sweep dir when the path is short enough for Ray's unix sockets, else a fresh /tmp dir."""
+    """Ray's temp dir: `<sweep dir>/ray` when it is short enough for Ray's unix sockets (then the Ray
+    logs sit beside the sweep), else a fresh `/tmp/gdray-XXXXXXXX` (/tmp itself, not $TMPDIR, which
+    may be long)."""
     candidate = Path(sweep_dir).resolve() / "ray"
-    if len(str(candidate)) <= _MAX_UNIX_SOCKET_DIR:
+    if ray_temp_dir_fits(candidate):
         candidate.mkdir(parents=True, exist_ok=True)
         return str(candidate)
-    return tempfile.mkdtemp(prefix="gdray-")
+    fresh = tempfile.mkdtemp(prefix="gdray-", dir="/tmp")
+    log.info("Ray's temp dir is %s (%s is too long for Ray's unix sockets)", fresh, candidate)
+    return fresh
 
 
 def _set_env(values: dict[str, str], saved: dict[str, Optional[str]]) -> None:
@@ -92,9 +108,13 @@ def _restore_env(saved: dict[str, Optional[str]]) -> None:
 
 
 def connect(address: Optional[str], sweep_dir: Path, *, num_cpus: Optional[int] = None,
-            object_store_memory: Optional[int] = None) -> RayCluster:
+            object_store_memory: Optional[int] = None, secret_env: Optional[dict[str, str]] = None) -> RayCluster:
     """Join `address`, or start a private local instance (all CPUs, dashboard on) when it is None.
 
+    `secret_env` (hpo.secrets: e.g. TAO_ENCRYPTION_KEY) is set in this process only, until disconnect.
+    Not in Ray's runtime_env: Ray's runtime_env agent logs env_vars in plain text into
+    <temp dir>/session_*/logs/runtime_env_agent.log on every node ("Creating runtime env: {...}", Ray 2.60),
+    so trials get their secrets in memory instead (hpo.sweep.driver.TrialContext.secret_values).
     Ray already initialised in this process (a test fixture, a notebook) is used as it is.
     """
     import ray
@@ -102,6 +122,8 @@ def connect(address: Optional[str], sweep_dir: Path, *, num_cpus: Optional[int] 
     require_ray_default()
     saved: dict[str, Optional[str]] = {}
     _set_env(_SWEEP_ENV, saved)
+    secret_env = dict(secret_env or {})
+    _set_env(secret_env, saved)  # this process too (promotion, the tracker), until disconnect restores it
     if ray.is_initialized():
         gcs = ray.get_runtime_context().gcs_address
         _set_env({"RAY_ADDRESS": gcs}, saved)
@@ -116,7 +138,7 @@ def connect(address: Optional[str], sweep_dir: Path, *, num_cpus: Optional[int] 
             raise SweepError(f"cannot connect to the Ray cluster at {address}: {err}",
                              hint="check automl.ray_address / --ray-address (host:port of the GCS, "
                                   "e.g. 10.0.0.1:6379) and that the cluster runs Ray 2.60") from err
-        return RayCluster(address, started_here=False, _saved_env=saved)
+        return RayCluster(address, started_here=False, connected_here=True, _saved_env=saved)
     return _start_local(sweep_dir, num_cpus, object_store_memory, saved)
 
 
@@ -130,6 +152,12 @@ def _start_local(sweep_dir: Path, num_cpus: Optional[int], object_store_memory: 
     gcs = f"{get_node_ip_address()}:{port}"
     # Exported before the raylet starts, so every worker (and the placement-group cleaner) inherits it.
     _set_env({"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": gcs}, saved)
+    # The raylet warns ("N worker processes have been started ... 4x the maximum expected startup
+    # concurrency") once the workers reach 4x this value, which defaults to the CPU count: on a small machine
+    # a sweep's drivers, Train controllers, workers and queue actors pass it as a matter of course
+    # (https://github.com/ray-project/ray/issues/3644). Raised for the raylet we start, unless the user set it.
+    if "RAY_worker_maximum_startup_concurrency" not in os.environ:
+        _set_env({"RAY_worker_maximum_startup_concurrency": str(max(16, num_cpus or os.cpu_count() or 1))}, saved)
     try:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=True,
                  dashboard_port=_free_port(), _temp_dir=temp_dir, object_store_memory=object_store_memory,
@@ -152,8 +180,8 @@ def disconnect(cluster: RayCluster) -> None:
     """Shut down what we started (only this process's instance, never `ray stop`) and restore the env."""
     import ray
 
-    if cluster.started_here and ray.is_initialized():
-        ray.shutdown()
+    if (cluster.started_here or cluster.connected_here) and ray.is_initialized():
+        ray.shutdown()  # our instance, or our connection to a cluster (the cluster itself lives on)
     _restore_env(cluster._saved_env)
 
 

@@ -7,12 +7,15 @@ States: PENDING -> RUNNING -> TERMINATED (finished or stopped early by the sched
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+from hpo.algorithms.scoring import BASELINE_KEY, TrialSummary, best_epoch, best_item, metric_mode, rank_items
+
+__all__ = ["Ledger", "TrialRecord", "FINAL_STATES", "FAILED_STATES", "LEDGER_NAME", "metric_mode", "update_score"]
 
 LEDGER_NAME = "ledger.jsonl"
 FINAL_STATES = ("TERMINATED", "ERROR", "STALE", "ABANDONED")
@@ -20,14 +23,7 @@ FINAL_STATES = ("TERMINATED", "ERROR", "STALE", "ABANDONED")
 _FINAL_EVENTS = {"complete": "TERMINATED", "error": "ERROR", "stale": "STALE", "abandoned": "ABANDONED"}
 
 
-def metric_mode(metric: str) -> str:
-    """TAO's direction rule: names containing 'loss' are minimised, everything else maximised."""
-    try:
-        from hpo.algorithms.scoring import metric_mode as shared  # the one place the rule is stated
-
-        return shared(metric)
-    except ImportError:
-        return "min" if "loss" in metric.lower() else "max"
+FAILED_STATES = ("ERROR", "STALE")
 
 
 @dataclass
@@ -43,25 +39,37 @@ class TrialRecord:
     error: Optional[str] = None
     wall_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)  # {epoch, value, checkpoint}
+    baseline: bool = False  # the spec as written (automl.baseline_trial)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("history")
         return row
 
+    def summary(self) -> TrialSummary:
+        """What the one ranking rule (hpo.algorithms.scoring) reads of this record."""
+        return TrialSummary(self.trial_id, self.score, self.last_epoch, finished=self.state == "TERMINATED",
+                            failed=self.state in FAILED_STATES, baseline=self.baseline)
+
+
+def ranked_records(records: dict[str, TrialRecord], mode: str, multi_fidelity: bool) -> list[TrialRecord]:
+    """The records best first by the one ranking rule (hpo.algorithms.scoring.ranked)."""
+    return rank_items(records.values(), TrialRecord.summary, mode, multi_fidelity)
+
+
+def best_record(records: dict[str, TrialRecord], mode: str, multi_fidelity: bool) -> Optional[TrialRecord]:
+    """The best trial by the one ranking rule (hpo.algorithms.scoring), None when none is a candidate."""
+    return best_item(records.values(), TrialRecord.summary, mode, multi_fidelity)
+
 
 def update_score(record: TrialRecord, mode: str) -> None:
     """A trial's score is its best epoch's value (ties: the later epoch, as TAO); that epoch's
     checkpoint, or failing that the latest one before it, is the trial's checkpoint."""
-    best: Optional[dict[str, Any]] = None
-    for point in record.history:
-        value = point.get("value")
-        if value is None or not math.isfinite(value):
-            continue
-        if best is None or (value >= best["value"] if mode == "max" else value <= best["value"]):
-            best = point
-    if best is None:
+    found = best_epoch([(p.get("epoch", 0), p.get("value")) for p in record.history], mode)
+    if found is None:
         return
+    # the last point of that epoch with that value (a resumed trial may report an epoch twice)
+    best = [p for p in record.history if p.get("epoch", 0) == found[0] and p.get("value") == found[1]][-1]
     record.score, record.best_epoch = best["value"], best["epoch"]
     with_ckpt = [p for p in record.history if p.get("checkpoint") and p["epoch"] <= best["epoch"]]
     record.checkpoint = (best.get("checkpoint") or (with_ckpt[-1]["checkpoint"] if with_ckpt else None))
@@ -98,6 +106,10 @@ class Ledger:
             kind = e["event"]
             if kind == "start":
                 rec.config, rec.state, rec.starts = e.get("config", rec.config), "RUNNING", rec.starts + 1
+                # the baseline while every start ran the spec as written (a PBT exploit replaces the config;
+                # a member that copied the baseline's config was another trial from its first start)
+                marked = bool((rec.config or {}).get(BASELINE_KEY))
+                rec.baseline = marked if rec.starts == 1 else rec.baseline and marked
             elif kind == "result":
                 rec.history.append({"epoch": e.get("epoch", 0), "value": e.get("value"),
                                     "checkpoint": e.get("checkpoint")})

@@ -7,7 +7,9 @@ Stopper whose `stop_all` Tune checks every step. The sweep stops at the first of
     time_budget     automl.time_budget_s of wall time
     gpu_hours       sum over trials of GPUs x trial wall time (CPU-hours on CPU)
     target_metric   a trial reached automl.target_metric
-    no_improvement  automl.no_improvement_trials finished trials without a new best
+    max_disk_gb     the sweep directory would exceed automl.max_disk_gb with one more checkpoint
+    no_improvement  automl.no_improvement_trials full-budget results in a row without a new best (a
+                    trial a multi-fidelity scheduler stopped at a lower rung is no result here)
     fail_fast       the first automl.fail_fast_trials trials all failed with the same error
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Optional
 
 from ray.tune import Callback, Stopper
 
+from hpo.algorithms.scoring import better
 from hpo.sweep.driver import STALE_MARKER
 from hpo.sweep.ledger import FINAL_STATES, Ledger, TrialRecord
 from hpo.sweep.worker import CHECKPOINT_KEY
@@ -37,11 +40,13 @@ class Budgets:
     target_metric: Optional[float] = None
     no_improvement_trials: Optional[int] = None
     fail_fast_trials: int = 3
+    max_disk_gb: Optional[float] = None  # the sweep directory's size (hpo.sweep.checkpoints)
 
     @classmethod
     def from_automl(cls, automl: Any) -> "Budgets":
         return cls(automl.time_budget_s, automl.gpu_hours, automl.target_metric,
-                   automl.no_improvement_trials, automl.fail_fast_trials)
+                   automl.no_improvement_trials, automl.fail_fast_trials,
+                   max_disk_gb=getattr(automl, "max_disk_gb", None))
 
 
 def error_signature(text: str) -> str:
@@ -56,8 +61,12 @@ def error_signature(text: str) -> str:
 
 class SweepMonitor(Callback):
     def __init__(self, sweep_dir: str, metric: str, mode: str, budgets: Budgets,
-                 accelerators_per_trial: float, elapsed_before_s: float = 0.0) -> None:
+                 accelerators_per_trial: float, elapsed_before_s: float = 0.0,
+                 full_budget: Optional[int] = None) -> None:
         self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
+        # multi-fidelity sweeps: the largest epoch budget; only trials that reached it count for
+        # no_improvement (None: every finished trial ran its full budget)
+        self.full_budget = full_budget
         self.budgets = budgets
         self.accelerators_per_trial = accelerators_per_trial
         self.elapsed_before_s = elapsed_before_s
@@ -106,6 +115,7 @@ class SweepMonitor(Callback):
                            value=float(value) if value is not None else None,
                            checkpoint=result.get(CHECKPOINT_KEY),
                            time_total_s=result.get("time_total_s"))
+        self._check_disk(result.get(CHECKPOINT_KEY))
         target = self.budgets.target_metric
         if target is not None and value is not None:
             if (value >= target) if self.mode == "max" else (value <= target):
@@ -120,7 +130,10 @@ class SweepMonitor(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         text = _trial_error_text(trial)
         stale = STALE_MARKER in text
-        self.ledger.append("stale" if stale else "error", trial.trial_id, error=error_signature(text))
+        if not stale and is_out_of_memory(text):
+            self._record_out_of_memory(trial, text)
+        else:
+            self.ledger.append("stale" if stale else "error", trial.trial_id, error=error_signature(text))
         self._check_fail_fast()
         self._check_time_budgets()
 
@@ -141,6 +154,20 @@ class SweepMonitor(Callback):
         self.write_status()
 
     # -- budget checks
+    def _check_disk(self, checkpoint: Optional[str]) -> None:
+        """automl.max_disk_gb: stop while one more checkpoint (the largest seen) still fits."""
+        from hpo.sweep.checkpoints import directory_bytes, disk_budget_exceeded
+
+        limit = getattr(self.budgets, "max_disk_gb", None)  # absent in monitors pickled before it existed
+        if limit is None:
+            return
+        if checkpoint:
+            self._largest_checkpoint_gb = max(getattr(self, "_largest_checkpoint_gb", 0.0),
+                                              directory_bytes(checkpoint) / 1e9)
+        message = disk_budget_exceeded(self.sweep_dir, limit, getattr(self, "_largest_checkpoint_gb", 0.0))
+        if message:
+            self._stop("max_disk_gb", message)
+
     def _check_time_budgets(self) -> None:
         b = self.budgets
         if b.time_budget_s is not None and self.elapsed_s() >= b.time_budget_s:
@@ -157,22 +184,67 @@ class SweepMonitor(Callback):
         n = self.budgets.no_improvement_trials
         if n is None:
             return
-        finished = [r for r in self.ledger.trials().values() if r.state == "TERMINATED" and r.score is not None]
         best, since = None, 0
-        for rec in finished:  # in order of first appearance
-            better = best is None or (rec.score > best if self.mode == "max" else rec.score < best)
-            best, since = (rec.score, 0) if better else (best, since + 1)
+        for rec in self.full_budget_results():  # in the order they finished
+            if better(rec.score, best, self.mode):
+                best, since = rec.score, 0
+            else:
+                since += 1
         if since >= n:
-            self._stop("no_improvement", f"{since} finished trials without beating {self.metric}={best:g}")
+            self._stop("no_improvement", f"{since} full-budget results without beating {self.metric}={best:g}")
+
+    def full_budget_results(self) -> list[TrialRecord]:
+        """Trials that finished with a score at the sweep's full budget, in the order they finished."""
+        full = getattr(self, "full_budget", None)  # absent in monitors pickled before it existed
+        records = self.ledger.trials()
+        finished = [e["trial_id"] for e in self.ledger.events() if e.get("event") == "complete"]
+        out = []
+        for trial_id in dict.fromkeys(finished):
+            rec = records.get(trial_id)
+            if rec is None or rec.state != "TERMINATED" or rec.score is None:
+                continue
+            if full is not None and rec.last_epoch < full:
+                continue
+            out.append(rec)
+        return out
+
+    def _record_out_of_memory(self, trial: Any, text: str) -> None:
+        """An OOM is the failure of this trial's configuration (batch size, resolution, model size), not
+        of the sweep: recorded with the config, said on the console, never fail-fast's "same error"."""
+        config = {k: v for k, v in dict(trial.config).items() if not str(k).startswith("__")}
+        signature = error_signature(text)
+        self.ledger.append("error", trial.trial_id, error=signature, out_of_memory=True, config=config)
+        line = f"trial {trial.trial_id} ran out of memory ({signature}) with config {json.dumps(config, default=str)}"
+        print(line, flush=True)
+        log.warning(line)
 
     def _check_fail_fast(self) -> None:
         k = self.budgets.fail_fast_trials
         first = list(self.ledger.trials().values())[:k]
         if len(first) < k or any(r.state not in ("ERROR",) for r in first):
             return
-        errors = {r.error for r in first}
+        errors = {self._fail_fast_key(r) for r in first}
         if len(errors) == 1:
-            self._stop("fail_fast", f"the first {k} trials all failed with: {errors.pop()}")
+            self._stop("fail_fast", f"the first {k} trials all failed with: {first[0].error}")
+
+    def _fail_fast_key(self, record: TrialRecord) -> tuple[Optional[str], str]:
+        """What makes two failures "the same error": the signature, and for out-of-memory failures also
+        the config (an OOM says the config is too big, not that the setup is broken)."""
+        oom = any(e.get("out_of_memory") for e in self.ledger.events()
+                  if e.get("trial_id") == record.trial_id and e.get("event") == "error")
+        return record.error, json.dumps(record.config, sort_keys=True, default=str) if oom else ""
+
+
+# CUDA's and the CPU allocator's OOMs, and Ray's memory monitor killing the worker
+# (ray.exceptions.OutOfMemoryError: "Task was killed due to the node running low on memory").
+_OUT_OF_MEMORY = re.compile(
+    r"(\bOutOfMemoryError\b|\bMemoryError\b|CUDA out of memory|CUDA error: out of memory|"
+    r"running low on memory|killed by the memory monitor|DefaultCPUAllocator: can't allocate memory)")
+
+
+def is_out_of_memory(text: str) -> bool:
+    """Does a trial's error trace say it ran out of (CPU or accelerator) memory?"""
+    return bool(_OUT_OF_MEMORY.search(text))
 
 
 class BudgetStopper(Stopper):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from gdino.errors import SweepError
@@ -32,6 +32,9 @@ class TrialResources:
     cpus_per_worker: float
     gpus_per_worker: float
     driver_cpus: float
+    # custom Ray resources each training process asks for (automl.trial_resources): how a sweep pins
+    # its trials to a node type of a cluster, e.g. {"gpu_node": 1}
+    custom: dict[str, float] = field(default_factory=dict)
 
     @property
     def use_gpu(self) -> bool:
@@ -53,7 +56,26 @@ class TrialResources:
     def driver_resources(self) -> dict[str, float]:
         if self.backend == "train":
             return {"CPU": self.driver_cpus}
-        return {"CPU": self.driver_cpus, "GPU": self.gpus_per_worker}
+        return {"CPU": self.driver_cpus, "GPU": self.gpus_per_worker, **self.custom}
+
+    def worker_resources(self) -> dict[str, float]:
+        """What one Train worker asks for (the function backend trains in the trial driver itself)."""
+        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker} if self.use_gpu else {}),
+                **self.custom}
+
+    def custom_total(self) -> dict[str, float]:
+        """Custom resources one whole trial holds."""
+        count = self.num_workers if self.backend == "train" else 1
+        return {name: amount * count for name, amount in self.custom.items()}
+
+    def single_process_resources(self) -> dict[str, float]:
+        """One process with one trial's compute (promotion, zero-shot evaluation): its CPUs, one GPU
+        when trials use GPUs, and its custom resources, so it lands on the same kind of node."""
+        cpus = self.num_workers * self.cpus_per_worker if self.backend == "train" else self.driver_cpus
+        out = {"CPU": cpus, **self.custom}
+        if self.use_gpu:
+            out["GPU"] = min(1.0, self.gpus_per_worker)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,9 +95,10 @@ def plan_trial_resources(spec: Mapping[str, Any], automl: Any, cluster: Mapping[
             log.warning("the spec asks for %d GPU(s) but the Ray cluster has none: trials use %d CPU worker(s)",
                         wanted_gpus, automl.cpu_workers)
         workers, cpus, gpus = int(automl.cpu_workers), float(automl.cpus_per_worker), 0.0
+    custom = {str(k): float(v) for k, v in (getattr(automl, "trial_resources", None) or {}).items()}
     if backend == "function":
-        return TrialResources("function", 1, cpus, gpus, driver_cpus=cpus)
-    return TrialResources("train", workers, cpus, gpus, driver_cpus=TRAIN_DRIVER_CPUS)
+        return TrialResources("function", 1, cpus, gpus, driver_cpus=cpus, custom=custom)
+    return TrialResources("train", workers, cpus, gpus, driver_cpus=TRAIN_DRIVER_CPUS, custom=custom)
 
 
 def check_trial_fits(res: TrialResources, cluster: Mapping[str, float]) -> None:
@@ -92,6 +115,14 @@ def check_trial_fits(res: TrialResources, cluster: Mapping[str, float]) -> None:
         raise SweepError(
             f"one trial needs {res.gpus:g} GPUs (train.num_gpus x train.num_nodes) but the cluster has {have_gpus:g}",
             hint="lower train.num_gpus / train.num_nodes or add GPU nodes")
+    for name, amount in res.custom_total().items():
+        have = float(cluster.get(name, 0) or 0)
+        if amount > have + 1e-9:
+            raise SweepError(
+                f"one trial needs {amount:g} of the custom Ray resource {name!r} (automl.trial_resources) but "
+                f"the cluster has {have:g}",
+                hint=f"start a node with `ray start --resources='{{\"{name}\": N}}'` (cluster.yaml: the worker "
+                     "type's resources), or change automl.trial_resources")
 
 
 def max_concurrent_trials(res: TrialResources, cluster: Mapping[str, float], requested: int | None) -> int:
@@ -99,5 +130,8 @@ def max_concurrent_trials(res: TrialResources, cluster: Mapping[str, float], req
     fits = math.floor((float(cluster.get("CPU", 0) or 0) + 1e-9) / res.cpus) if res.cpus > 0 else 1 << 30
     if res.gpus > 0:
         fits = min(fits, math.floor((float(cluster.get("GPU", 0) or 0) + 1e-9) / res.gpus))
+    for name, amount in res.custom_total().items():
+        if amount > 0:
+            fits = min(fits, math.floor((float(cluster.get(name, 0) or 0) + 1e-9) / amount))
     fits = max(1, fits)
     return min(fits, requested) if requested else fits

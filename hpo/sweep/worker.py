@@ -34,6 +34,8 @@ class WorkerContext:
     resume_dir: Optional[str] = None
     options: dict[str, Any] = field(default_factory=dict)  # free-form, for the training function
     _sink: Optional[Callable[[dict, Optional[str]], None]] = None
+    # liveness side channel to the trial driver (never Tune's report): gdino.engine.heartbeat fields
+    _heartbeat: Optional[Callable[[dict], None]] = None
 
     @property
     def is_rank_zero(self) -> bool:
@@ -48,6 +50,14 @@ class WorkerContext:
                 json.dumps({"epoch": int(clean.get("epoch", 0)), "trial_id": self.trial_id}))
         assert self._sink is not None, "WorkerContext without a report sink"
         self._sink(clean, checkpoint_dir if self.is_rank_zero else None)
+
+    def heartbeat_meter(self, **throttle: Any) -> Any:
+        """A gdino.engine.heartbeat.HeartbeatMeter sending to the trial driver (rank 0 only: the ranks
+        move in lock-step, a hung rank stalls rank 0 at the next collective)."""
+        from gdino.engine.heartbeat import HeartbeatMeter
+
+        sink = self._heartbeat if self.is_rank_zero else None
+        return HeartbeatMeter(sink, **{**dict(self.options.get("heartbeat") or {}), **throttle})
 
 
 def _is_number(v: Any) -> bool:
@@ -102,8 +112,27 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                         rank=context.get_world_rank(), world_size=context.get_world_size(),
                         resume_dir=choose_resume_dir(own_dir, loop_config.get("tune_resume_dir"),
                                                      loop_config["trial_id"]),
-                        options=dict(loop_config.get("options") or {}), _sink=sink)
-    import_callable(loop_config["train_fn"])(loop_config["spec"], ctx)
+                        options=dict(loop_config.get("options") or {}), _sink=sink,
+                        _heartbeat=_queue_sink(loop_config.get("heartbeats")))
+    from hpo.secrets import restore_secrets, secret_env  # the spec travels redacted, its secrets in memory
+
+    spec = restore_secrets(loop_config["spec"], list(loop_config.get("secret_paths") or []),
+                           {**os.environ, **secret_env(loop_config.get("secrets") or {})})
+    import_callable(loop_config["train_fn"])(spec, ctx)
+
+
+def _queue_sink(heartbeats: Any) -> Optional[Callable[[dict], None]]:
+    """Heartbeats into the trial driver's ray.util.queue.Queue; a full queue drops the beat."""
+    if heartbeats is None:
+        return None
+
+    def put(beat: dict) -> None:
+        try:
+            heartbeats.put_nowait(beat)
+        except Exception:  # noqa: BLE001 - queue.Full or a driver gone: liveness is best effort
+            pass
+
+    return put
 
 
 def _local_dir(checkpoint: Any) -> str:
@@ -134,10 +163,16 @@ def gdino_train_fn(spec: dict[str, Any], ctx: WorkerContext) -> None:
     cfg = ExperimentConfig.model_validate(worker_spec)
     strategy_name = str(worker_spec["train"].get("distributed_strategy", "ddp")).lower()
     strategy = rl.RayFSDPStrategy() if strategy_name == "fsdp" else rl.RayDDPStrategy()
+    from gdino.engine.heartbeat import HeartbeatCallback
+
+    meter = ctx.heartbeat_meter()
+    meter.phase("build")  # model and data build next (minutes on a real dataset): that is progress too
     fit(cfg, strategy=strategy, plugins=[rl.RayLightningEnvironment()],
-        callbacks=[make_lightning_report_callback(ctx)], devices="auto",
+        callbacks=[make_lightning_report_callback(ctx), HeartbeatCallback(meter), *_restore_hooks(ctx)],
+        devices="auto",
         accelerator="gpu" if torch.cuda.is_available() else "cpu", enable_progress_bar=False,
-        ckpt_path=_lightning_ckpt(ctx.resume_dir), prepare_trainer=rl.prepare_trainer)
+        ckpt_path=_lightning_ckpt(ctx.resume_dir), prepare_trainer=rl.prepare_trainer,
+        tao_checkpoints=False)  # a trial's checkpoints are Ray's; the best one's .pth is written at promotion
 
 
 def _lightning_ckpt(resume_dir: Optional[str]) -> Optional[str]:
@@ -173,3 +208,65 @@ def make_lightning_report_callback(ctx: WorkerContext) -> Any:
 
 def _as_float(value: Any) -> float:
     return float(value.item()) if hasattr(value, "item") else float(value)
+
+
+# ---------------------------------------------------------------------------------- PBT restore hook
+def _restore_hooks(ctx: WorkerContext) -> list[Any]:
+    """A trial resumed from a checkpoint (a PBT exploit copies its donor's) re-applies its own optimizer
+    hyperparameters once Lightning has restored the checkpoint's optimizer and scheduler."""
+    return [make_apply_optimizer_config_callback()] if ctx.resume_dir else []
+
+
+def make_apply_optimizer_config_callback() -> Any:
+    """A Lightning callback that, once `fit` has restored a checkpoint's optimizer and LR scheduler,
+    writes the *trial's* optimizer hyperparameters back into them.
+
+    Lightning restores the donor's optimizer state (param-group lr, weight_decay, momentum) and
+    scheduler state (base_lrs, gamma, milestones) after a PBT exploit: without this the explored
+    config would be undone silently. Each group takes the base lr of the freshly configured optimizer
+    (lr, lr_backbone, lr x lr_linear_proj_mult), the scheduler takes the new base_lrs and its decay
+    settings, and the current lr is the schedule's closed form at the restored epoch. Moment buffers
+    (Adam's exp_avg, SGD's momentum) are kept: they belong to the donor's weights."""
+    import pytorch_lightning as pl
+
+    class ApplyOptimizerConfig(pl.Callback):
+        def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            apply_optimizer_config(trainer, pl_module)
+
+    return ApplyOptimizerConfig()
+
+
+_GROUP_HYPERPARAMETERS = ("weight_decay", "momentum", "dampening", "nesterov", "betas", "eps")
+_SCHEDULER_HYPERPARAMETERS = ("gamma", "step_size", "milestones")
+
+
+def apply_optimizer_config(trainer: Any, pl_module: Any) -> None:
+    """See make_apply_optimizer_config_callback. A restored optimizer of another type (a perturbed
+    train.optim.optimizer) is replaced by the configured one: its state cannot carry over."""
+    if not trainer.optimizers or not trainer.lr_scheduler_configs:
+        return
+    configured = pl_module.configure_optimizers()
+    fresh_opt, fresh_sched = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    optimizer, config = trainer.optimizers[0], trainer.lr_scheduler_configs[0]
+    scheduler = config.scheduler
+    if type(optimizer) is not type(fresh_opt) or type(scheduler) is not type(fresh_sched) \
+            or len(optimizer.param_groups) != len(fresh_opt.param_groups):
+        fresh_sched.last_epoch = scheduler.last_epoch
+        trainer.strategy.optimizers = [fresh_opt]
+        config.scheduler = fresh_sched
+        optimizer, scheduler = fresh_opt, fresh_sched
+    else:
+        for group, new in zip(optimizer.param_groups, fresh_opt.param_groups):
+            group["initial_lr"] = new["initial_lr"]
+            for key in _GROUP_HYPERPARAMETERS:
+                if key in new:
+                    group[key] = new[key]
+        scheduler.base_lrs = list(fresh_sched.base_lrs)
+        for key in _SCHEDULER_HYPERPARAMETERS:
+            if hasattr(fresh_sched, key):
+                setattr(scheduler, key, getattr(fresh_sched, key))
+    closed_form = getattr(scheduler, "_get_closed_form_lr", None)
+    lrs = closed_form() if callable(closed_form) else list(scheduler.base_lrs)
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]

@@ -1,10 +1,13 @@
 """The sweep's MLflow layout, written from the Tune driver by a `ray.tune.Callback`.
 
     experiment  <mlflow.experiment_name>
-    └─ parent run "sweep_<sweep_id>"   tags sweep_id, gdino.run_type=sweep, stop_reason, best_*
+    └─ parent run "sweep_<sweep_id>"   tags sweep_id, gdino.run_type=sweep, stop_reason, best_* (the one
+       │   ranking rule, hpo.algorithms.scoring), baseline_trial_id, best_is_baseline, warning; metrics
+       │   baseline_val_mAP50 (zero-shot score of a pretrained start), baseline_trial_<metric>
        │   params: algorithm + budget settings; artifacts: spec/resolved_spec.yaml,
        │   search_space.json, report/ (finish); metrics best_<metric> stepped by finished trials
-       └─ child run "trial_<trial_id>"  tags mlflow.parentRunId, sweep_id, trial_id, state, budget, rung
+       └─ child run "trial_<trial_id>"  tags mlflow.parentRunId, sweep_id, trial_id, state, budget, rung,
+             baseline=true on the spec-as-written trial
              params: sampled hyperparameters (dotted names); metrics per epoch: val_mAP50, val_mAP,
              val_loss, train_loss, lr (+ system/* samples); status FINISHED | KILLED | FAILED (tag error)
 
@@ -43,6 +46,7 @@ import yaml
 from ray.tune import Callback
 
 from gdino.redact import install_log_redaction, redact, redact_text
+from hpo.algorithms.scoring import BASELINE_KEY, TrialSummary, best_trial, finite
 from hpo.tracking.system_metrics import SystemSampler
 from hpo.tracking.writer import MlflowWriter
 
@@ -93,10 +97,17 @@ class TrialRecord:
     started_at: float = field(default_factory=time.time)
     ended_at: Optional[float] = None
     stopped_by_tune: bool = False  # the scheduler or a stopper ended it (`done` set on a result)
+    baseline: bool = False  # the spec as written (automl.baseline_trial)
+    segments: list[dict[str, Any]] = field(default_factory=list)  # PBT: configs after the first (one per exploit)
 
     @property
     def epoch(self) -> int:
         return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
+
+    def summary(self) -> TrialSummary:
+        """What the one ranking rule (hpo.algorithms.scoring) reads of this record."""
+        return TrialSummary(self.trial_id, self.score, self.epoch, finished=self.state in (FINISHED, KILLED),
+                            failed=self.state == FAILED, baseline=self.baseline)
 
 
 class MlflowSweepCallback(Callback):
@@ -106,7 +117,9 @@ class MlflowSweepCallback(Callback):
                  resolved_spec: Mapping[str, Any], space_table: Sequence[Mapping[str, Any]],
                  system_metrics: bool = True, metric: str = "val_mAP50", mode: str = "max", *,
                  max_epochs: Optional[int] = None, rung_milestones: Sequence[int] = (),
-                 system_metrics_interval_s: float = 10.0, flush_timeout_s: float = 600.0) -> None:
+                 multi_fidelity: Optional[bool] = None,
+                 system_metrics_interval_s: float = 10.0, flush_timeout_s: float = 600.0,
+                 spill_path: Optional[str] = None) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.sweep_id = str(sweep_id)
@@ -117,8 +130,11 @@ class MlflowSweepCallback(Callback):
         self.metric, self.mode = metric, mode
         self.max_epochs = max_epochs  # a trial stopped by Tune before this many epochs is KILLED
         self.rung_milestones = sorted(int(m) for m in rung_milestones)
+        # the ranking rule's budget criterion (default: rung milestones mean a multi-fidelity sweep)
+        self.multi_fidelity = bool(self.rung_milestones) if multi_fidelity is None else bool(multi_fidelity)
         self.system_metrics_interval_s = system_metrics_interval_s
         self.flush_timeout_s = flush_timeout_s
+        self.spill_path = spill_path  # the writer's spill file (the sweep dir's): nothing lost on a kill
         self.trials: dict[str, TrialRecord] = {}
         self._completed = 0
         self._init_runtime()
@@ -136,6 +152,9 @@ class MlflowSweepCallback(Callback):
         state = dict(self.__dict__)
         for key in ("_writer", "_sampler", "_last_sample", "_system_step", "_started", "_open_runs"):
             state.pop(key, None)
+        # Tune pickles callbacks into the sweep dir: never a URI's credentials (engine.reattach_tracker
+        # gives a restored tracker the real URI again, from the environment or the spec)
+        state["tracking_uri"] = redact_text(self.tracking_uri)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -146,7 +165,10 @@ class MlflowSweepCallback(Callback):
     def writer(self) -> MlflowWriter:
         if self._writer is None:
             self._writer = MlflowWriter(self.tracking_uri, self.experiment_name,
-                                        artifact_location=artifact_location_for(self.tracking_uri))
+                                        artifact_location=artifact_location_for(self.tracking_uri),
+                                        spill_path=getattr(self, "spill_path", None))
+            # system-metric steps continue after the last one an earlier driver wrote (or spilled)
+            self._system_step = max(self._system_step, self._writer.max_spilled_step("system/") + 1)
         return self._writer
 
     # ---- the parent run
@@ -183,14 +205,37 @@ class MlflowSweepCallback(Callback):
         trial_id = trial.trial_id
         record = self.trials.get(trial_id)
         if record is None:
-            record = self.trials[trial_id] = TrialRecord(trial_id, redact(flatten(dict(trial.config))))
+            config = dict(trial.config)
+            record = self.trials[trial_id] = TrialRecord(
+                trial_id, redact(flatten({k: v for k, v in config.items() if not k.startswith("__")})),
+                baseline=bool(config.get(BASELINE_KEY)))
         record.state, record.stopped_by_tune, record.error = RUNNING, False, None
+        record.baseline = record.baseline and bool(dict(trial.config).get(BASELINE_KEY))  # not after a PBT exploit
         handle = _handle(trial_id)
+        tags = {"state": RUNNING, **({"baseline": "true"} if record.baseline else {})}
         self.writer.ensure_run(handle, lookup_tags={"sweep_id": self.sweep_id, "trial_id": trial_id,
                                                     "gdino.run_type": "trial"},
-                               tags={"state": RUNNING}, run_name=f"trial_{trial_id}", parent=SWEEP_HANDLE)
+                               tags=tags, run_name=f"trial_{trial_id}" + ("_baseline" if record.baseline else ""),
+                               parent=SWEEP_HANDLE)
         self.writer.log_params(handle, _param_values(record.config))
+        self._log_config_segment(record, trial)
         self._open_runs.add(trial_id)
+
+    def _log_config_segment(self, record: TrialRecord, trial: Any) -> None:
+        """PBT restarts an exploited trial with its donor's weights and an explored config. MLflow params
+        are write-once, so each new config is logged as params `segment<k>.<name>` (k = 1, 2, ... after
+        the first config) with `segment<k>.from_epoch`, and the tag `pbt_segments` counts them."""
+        config = redact(flatten({k: v for k, v in dict(trial.config).items() if not k.startswith("__")}))
+        current = record.segments[-1]["config"] if record.segments else record.config
+        if config == current:
+            return
+        k = len(record.segments) + 1
+        from_epoch = int((getattr(trial, "last_result", None) or {}).get("epoch", record.epoch) or 0)
+        record.segments.append({"segment": k, "from_epoch": from_epoch, "config": config})
+        handle = _handle(record.trial_id)
+        params = {f"segment{k}.{name}": value for name, value in _param_values(config).items()}
+        self.writer.log_params(handle, {**params, f"segment{k}.from_epoch": from_epoch})
+        self.writer.set_tags(handle, {"pbt_segments": k + 1})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if trial.trial_id not in self._open_runs:  # restored mid-run without a start event
@@ -218,6 +263,16 @@ class MlflowSweepCallback(Callback):
         record.error = redact_text(_error_text(trial))[-2000:]
         self._end_trial(record, FAILED)
 
+    def on_trial_heartbeat(self, trial_id: str, beat: Mapping[str, Any]) -> None:
+        """A running trial's liveness (hpo.sweep.heartbeat): its running loss and the ETA of its epoch as
+        `live/*` metrics of its run, stepped by training step, so a long epoch is visible as it runs."""
+        if trial_id not in self._open_runs or beat.get("step") is None:
+            return
+        metrics = {f"live/{k}": float(beat[k]) for k in ("loss", "eta_s", "epoch") if _finite(beat.get(k))}
+        if beat.get("epoch_steps"):
+            metrics["live/epoch_progress"] = float(beat.get("epoch_step") or 0) / float(beat["epoch_steps"])
+        self.writer.log_metrics(_handle(trial_id), metrics, step=int(beat["step"]))
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._maybe_sample_system_metrics()
 
@@ -242,6 +297,12 @@ class MlflowSweepCallback(Callback):
         if best:
             tags.update(_best_tags(best))
             metrics.update(_best_metrics(best, self.metric))
+        baseline = next((r for r in self.trials.values() if r.baseline), None)
+        if baseline is not None:
+            tags["baseline_trial_id"] = baseline.trial_id
+            tags["best_is_baseline"] = str(bool(best) and best.get("trial_id") == baseline.trial_id).lower()
+            if finite(baseline.score) is not None:
+                metrics[f"baseline_trial_{self.metric}"] = float(baseline.score)  # type: ignore[arg-type]
         self.writer.set_tags(SWEEP_HANDLE, tags)
         self.writer.log_metrics(SWEEP_HANDLE, metrics, step=self._completed)
         if report_dir is not None:
@@ -264,11 +325,14 @@ class MlflowSweepCallback(Callback):
 
     # ---- Tune experiment checkpoint: the trial table survives a driver restart
     def get_state(self) -> Optional[dict]:
-        return {"trials": {k: asdict(v) for k, v in self.trials.items()}, "completed": self._completed}
+        return {"trials": {k: asdict(v) for k, v in self.trials.items()}, "completed": self._completed,
+                "system_step": self._system_step}
 
     def set_state(self, state: dict) -> None:
         self.trials = {k: TrialRecord(**v) for k, v in state.get("trials", {}).items()}
+        self.__dict__.setdefault("multi_fidelity", bool(getattr(self, "rung_milestones", ())))
         self._completed = int(state.get("completed", 0))
+        self._system_step = max(self._system_step, int(state.get("system_step", 0)))
 
     # ---- helpers
     def _record(self, trial: Any) -> TrialRecord:
@@ -291,17 +355,33 @@ class MlflowSweepCallback(Callback):
             self.writer.log_metrics(SWEEP_HANDLE, {f"best_{self.metric}": best}, step=self._completed)
 
     def _best(self, current: Optional[float], value: Optional[float]) -> Optional[float]:
-        if value is None:
+        """One trial's running best epoch value (its score; hpo.algorithms.scoring.trial_score)."""
+        if finite(value) is None:
             return current
         if current is None:
             return value
         return max(current, value) if self.mode == "max" else min(current, value)
 
+    def best_trial_so_far(self) -> Optional[TrialRecord]:
+        """The best ended trial by the one ranking rule (hpo.algorithms.scoring)."""
+        best = best_trial([r.summary() for r in self.trials.values()], self.mode, self.multi_fidelity)
+        return self.trials[best.trial_id] if best is not None else None
+
     def _best_so_far(self) -> Optional[float]:
-        best: Optional[float] = None
-        for record in self.trials.values():
-            best = self._best(best, record.score)
-        return best
+        best = self.best_trial_so_far()
+        return best.score if best is not None else None
+
+    def log_baseline_score(self, name: str, value: float, tags: Optional[Mapping[str, Any]] = None) -> None:
+        """A baseline figure on the parent run (e.g. `baseline_val_mAP50`, the pretrained checkpoint's
+        zero-shot score) and any tags that go with it."""
+        self.start()
+        self.writer.log_metrics(SWEEP_HANDLE, {name: float(value)}, step=0)
+        if tags:
+            self.writer.set_tags(SWEEP_HANDLE, dict(tags))
+
+    def set_parent_tags(self, tags: Mapping[str, Any]) -> None:
+        self.start()
+        self.writer.set_tags(SWEEP_HANDLE, dict(tags))
 
     def _rung(self, epoch: int, result: Mapping[str, Any]) -> int:
         if "rung" in result:

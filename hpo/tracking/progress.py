@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, TextIO
 from ray.tune import Callback
 
 from gdino.redact import redact
+from hpo.algorithms.scoring import BASELINE_KEY, TrialSummary, best_trial
 
 
 @dataclass
@@ -32,6 +33,13 @@ class ProgressRow:
     last_report_at: Optional[float] = None
     ended_at: Optional[float] = None
     stopped: bool = False  # Tune (scheduler or stopper) ended it, as opposed to the trial returning
+    baseline: bool = False  # the spec as written (automl.baseline_trial)
+    live: Optional[dict[str, Any]] = None  # the trial's last heartbeat (hpo.sweep.heartbeat), while it runs
+
+    def summary(self) -> TrialSummary:
+        """What the one ranking rule (hpo.algorithms.scoring) reads of this row."""
+        return TrialSummary(self.trial_id, self.best, self.epoch, finished=self.state in ("DONE", "STOPPED"),
+                            failed=self.state == "FAILED", baseline=self.baseline)
 
     def seconds_per_epoch(self) -> Optional[float]:
         if not self.epoch or self.last_report_at is None:
@@ -82,19 +90,39 @@ def key_params(rows: Sequence[ProgressRow], limit: int = 3) -> list[str]:
     return sorted(n for n, v in values.items() if len(v) > 1)[:limit]
 
 
+def leader(rows: Sequence[ProgressRow], mode: str, multi_fidelity: bool) -> Optional[ProgressRow]:
+    """The best ended trial so far by the one ranking rule (hpo.algorithms.scoring)."""
+    best = best_trial([r.summary() for r in rows], mode, multi_fidelity)
+    return next(r for r in rows if r.trial_id == best.trial_id) if best is not None else None
+
+
 def render_table(rows: Sequence[ProgressRow], *, metric: str, params: Sequence[str], eta_s: Optional[float],
-                 max_rows: int = 20, now: Optional[float] = None) -> str:
+                 max_rows: int = 20, now: Optional[float] = None, mode: str = "max",
+                 multi_fidelity: bool = False, baselines: Optional[dict[str, float]] = None) -> str:
+    """The table; each trial's best against the baselines (the baseline trial's best so far, and any
+    measured one in `baselines`, e.g. the pretrained checkpoint's zero-shot score)."""
     now = time.time() if now is None else now
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
     header = (f"== sweep: {len(rows)} trials ("
               + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-              + f"), ETA {format_duration(eta_s)} ==")
-    columns = ["trial", "state", "epoch", metric, f"best {metric}", *(p.split(".")[-1] for p in params), "time"]
+              + f"), ETA {format_duration(eta_s)}")
+    best = leader(rows, mode, multi_fidelity)
+    if best is not None:  # the trial the sweep would return now (the one ranking rule)
+        header += (f"; leader {best.trial_id}{' (baseline)' if best.baseline else ''} "
+                   f"{metric}={_fmt(best.best)} at {best.epoch} ep")
+    header += " =="
+    bases = dict(baselines or {})
+    base_row = next((r for r in rows if r.baseline), None)
+    if base_row is not None and base_row.best is not None:
+        bases = {"baseline": base_row.best, **bases}
+    columns = ["trial", "state", "epoch", metric, f"best {metric}", *(f"vs {b}" for b in bases),
+               *(p.split(".")[-1] for p in params), "time"]
     order = {"RUNNING": 0, "PENDING": 1}
     shown = sorted(rows, key=lambda r: (order.get(r.state, 2), -(r.best if r.best is not None else -1e30)))
-    cells = [[r.trial_id, r.state, str(r.epoch), _fmt(r.value), _fmt(r.best),
+    cells = [[r.trial_id + (" (baseline)" if r.baseline else ""), r.state, str(r.epoch), _fmt(r.value),
+              _fmt(r.best), *(_delta(r.best, v) for v in bases.values()),
               *(_fmt(r.params.get(p)) for p in params),
               format_duration((r.ended_at or now) - r.started_at)] for r in shown[:max_rows]]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
@@ -103,6 +131,27 @@ def render_table(rows: Sequence[ProgressRow], *, metric: str, params: Sequence[s
     if len(shown) > max_rows:
         lines.append(f"... {len(shown) - max_rows} more")
     return "\n".join(lines)
+
+
+def render_live(rows: Sequence[ProgressRow]) -> str:
+    """One line per running trial with a heartbeat: where its epoch is, its running loss, the epoch's ETA."""
+    lines = []
+    for row in rows:
+        beat = row.live
+        if row.state != "RUNNING" or not beat:
+            continue
+        where = f"epoch {beat.get('epoch') or '-'} step {beat.get('epoch_step') or 0}"
+        if beat.get("epoch_steps"):
+            where += f"/{beat['epoch_steps']} ({100.0 * (beat.get('epoch_step') or 0) / beat['epoch_steps']:.0f}%)"
+        lines.append(f"  live {row.trial_id}: {beat.get('phase')}, {where}, loss {_fmt(beat.get('loss'))}, "
+                     f"epoch ETA {format_duration(beat.get('eta_s'))}")
+    return "\n".join(lines)
+
+
+def _delta(value: Optional[float], base: Optional[float]) -> str:
+    if value is None or base is None:
+        return "-"
+    return f"{value - base:+.4f}"
 
 
 def _fmt(value: Any) -> str:
@@ -118,8 +167,11 @@ class SweepProgressCallback(Callback):
 
     def __init__(self, metric: str = "val_mAP50", mode: str = "max", *, key_params: Sequence[str] = (),
                  max_epochs: Optional[int] = None, total_trials: Optional[int] = None,
-                 interval_s: float = 30.0, max_rows: int = 20, stream: Optional[TextIO] = None) -> None:
+                 interval_s: float = 30.0, max_rows: int = 20, stream: Optional[TextIO] = None,
+                 multi_fidelity: bool = False, baselines: Optional[dict[str, float]] = None) -> None:
         self.metric, self.mode = metric, mode
+        self.multi_fidelity = multi_fidelity
+        self.baselines = dict(baselines or {})  # measured baselines, e.g. {"zero-shot": 0.41}
         self.key_params = list(key_params)
         self.max_epochs, self.total_trials = max_epochs, total_trials
         self.interval_s, self.max_rows = interval_s, max_rows
@@ -135,8 +187,12 @@ class SweepProgressCallback(Callback):
     def table(self) -> str:
         params = self.key_params or key_params(list(self.rows.values()))
         eta = estimate_eta_s(list(self.rows.values()), self.max_epochs, self.total_trials, time.time())
-        return render_table(list(self.rows.values()), metric=self.metric, params=params, eta_s=eta,
-                            max_rows=self.max_rows)
+        table = render_table(list(self.rows.values()), metric=self.metric, params=params, eta_s=eta,
+                             max_rows=self.max_rows, mode=self.mode,
+                             multi_fidelity=getattr(self, "multi_fidelity", False),
+                             baselines=getattr(self, "baselines", None))
+        live = render_live(list(self.rows.values()))
+        return f"{table}\n{live}" if live else table
 
     def print_table(self) -> None:
         print(self.table(), file=self.stream or sys.stdout, flush=True)
@@ -167,6 +223,12 @@ class SweepProgressCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, "FAILED")
 
+    def on_trial_heartbeat(self, trial_id: str, beat: dict[str, Any]) -> None:
+        """Liveness between validations (hpo.sweep.heartbeat): shown under the table while it runs."""
+        row = self.rows.get(trial_id)
+        if row is not None and row.state == "RUNNING":
+            row.live = dict(beat)
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self.rows and time.monotonic() - self._last_print >= self.interval_s:
             self.print_table()
@@ -177,8 +239,10 @@ class SweepProgressCallback(Callback):
 
     def _row(self, trial: Any) -> ProgressRow:
         if trial.trial_id not in self.rows:
-            flat = _flatten(dict(getattr(trial, "config", {}) or {}))
-            self.rows[trial.trial_id] = ProgressRow(trial.trial_id, redact(flat))
+            config = dict(getattr(trial, "config", {}) or {})
+            flat = _flatten({k: v for k, v in config.items() if not k.startswith("__")})
+            self.rows[trial.trial_id] = ProgressRow(trial.trial_id, redact(flat),
+                                                    baseline=bool(config.get(BASELINE_KEY)))
         return self.rows[trial.trial_id]
 
     def _end(self, trial: Any, state: str) -> None:

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 _RESERVED = {"trial_id", "config", "history", "state", "score", "error", "started_at", "ended_at",
-             "stopped_by_tune"}
+             "stopped_by_tune", "baseline"}
+FINISHED_STATES = ("FINISHED", "KILLED", "TERMINATED", "DONE", "STOPPED")  # ended with its results
+FAILED_STATES = ("FAILED", "ERROR", "STALE")
 STATE_STYLE = {"FINISHED": "-", "KILLED": "--", "FAILED": ":", "RUNNING": "-."}
 TOP_N = 20
 
@@ -33,10 +35,22 @@ class Trial:
     state: str
     score: Optional[float]
     error: Optional[str] = None
+    baseline: bool = False  # the spec as written (automl.baseline_trial)
 
     @property
     def epochs(self) -> int:
         return int(self.history[-1].get("epoch", len(self.history))) if self.history else 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.trial_id} (baseline)" if self.baseline else self.trial_id
+
+    def summary(self) -> Any:
+        """What the one ranking rule (hpo.algorithms.scoring) reads of this trial."""
+        from hpo.algorithms.scoring import TrialSummary
+
+        return TrialSummary(self.trial_id, self.score, self.epochs, finished=self.state in FINISHED_STATES,
+                            failed=self.state in FAILED_STATES, baseline=self.baseline)
 
 
 @dataclass
@@ -56,8 +70,10 @@ def normalize_trials(table: Any) -> list[Trial]:
     trials = []
     for row in rows:
         params = dict(row.get("config") or {}) or {k: v for k, v in row.items() if k not in _RESERVED}
+        params = {k: v for k, v in params.items() if not str(k).startswith("__")}
         trials.append(Trial(str(row["trial_id"]), params, list(row.get("history") or []),
-                            str(row.get("state") or "UNKNOWN"), _number(row.get("score")), row.get("error")))
+                            str(row.get("state") or "UNKNOWN"), _number(row.get("score")), row.get("error"),
+                            bool(row.get("baseline"))))
     return trials
 
 
@@ -69,11 +85,35 @@ def _number(value: Any) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
-def ranked(trials: Sequence[Trial], mode: str) -> list[Trial]:
-    """Scored trials best first (ties: more epochs first), then unscored ones."""
-    sign = -1.0 if mode == "max" else 1.0
-    scored = sorted((t for t in trials if t.score is not None), key=lambda t: (sign * t.score, -t.epochs))
-    return scored + [t for t in trials if t.score is None]
+def ranked(trials: Sequence[Trial], mode: str, multi_fidelity: bool = False) -> list[Trial]:
+    """Trials best first by the one ranking rule (hpo.algorithms.scoring.ranked): candidates first
+    (largest budget reached first in multi-fidelity sweeps, then score; ties: the earlier trial), then
+    the rest in the order given."""
+    from hpo.algorithms.scoring import rank_items
+
+    return rank_items(trials, Trial.summary, mode, multi_fidelity)
+
+
+def vs_baseline(score: Optional[float], baseline: Optional[float]) -> str:
+    """`score` against a baseline score, as a signed difference ("+0.0123", "-", "=")."""
+    if score is None or baseline is None:
+        return "-"
+    delta = score - baseline
+    return "=" if delta == 0 else f"{delta:+.4f}"
+
+
+def baseline_scores(trials: Sequence[Trial], extra: Optional[Mapping[str, float]] = None) -> dict[str, float]:
+    """The baselines each trial is shown against: the baseline trial's score (the spec as written)
+    and any measured ones given in `extra` (e.g. the pretrained checkpoint's zero-shot score)."""
+    out: dict[str, float] = {}
+    for t in trials:
+        if t.baseline and t.score is not None:
+            out["spec as written"] = t.score
+    for name, value in (extra or {}).items():
+        number = _number(value)
+        if number is not None:
+            out[name] = number
+    return out
 
 
 def searched_params(trials: Sequence[Trial]) -> list[str]:
@@ -168,27 +208,45 @@ def plot_leaderboard(trials: Sequence[Trial], metric: str, path: Path) -> Path:
     plt = _pyplot()
     shown = [t for t in trials if t.score is not None][:TOP_N][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(shown), 3) + 1))
-    ax.barh([f"{t.trial_id} ({t.state})" for t in shown], [t.score for t in shown], color="tab:blue")
+    ax.barh([f"{t.label} ({t.state})" for t in shown], [t.score for t in shown],
+            color=["tab:orange" if t.baseline else "tab:blue" for t in shown])
     ax.set_xlabel(metric)
     ax.set_title(f"leaderboard: best {len(shown)} trials")
     return _save(fig, path)
 
 
+LEGEND_ROWS = 18  # trials per legend column
+
+
 def plot_learning_curves(trials: Sequence[Trial], metric: str, path: Path) -> Path:
+    return _save(learning_curves_figure(trials, metric), path)
+
+
+def learning_curves_figure(trials: Sequence[Trial], metric: str) -> Any:
+    """One line per trial, named in the legend (colour: the trial, line style: its state); epochs on whole
+    numbers."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curves = []
     for trial in trials:
         points = [(h.get("epoch", i + 1), h[metric]) for i, h in enumerate(trial.history) if metric in h]
         if points:
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, STATE_STYLE.get(trial.state, "-"), marker="o", markersize=3, alpha=0.8)
-    for state, style in STATE_STYLE.items():
-        ax.plot([], [], style, color="gray", label=state)
+            curves.append((trial, points))
+    columns = 1 + (len(curves) + len(STATE_STYLE)) // (LEGEND_ROWS + 1)
+    fig, ax = plt.subplots(figsize=(7 + 2.2 * columns, 4.5))
+    for trial, points in curves:
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, STATE_STYLE.get(trial.state, "-"), marker="o", markersize=3, alpha=0.8,
+                linewidth=2.5 if trial.baseline else 1.5, label=trial.label)
+    for state, style in STATE_STYLE.items():  # what the line styles mean
+        ax.plot([], [], style, color="gray", label=state.lower())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title("learning curves")
-    ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, ncol=columns, frameon=False)
+    return fig
 
 
 def plot_parallel_coordinates(trials: Sequence[Trial], metric: str, mode: str, path: Path) -> Path:
@@ -255,12 +313,18 @@ def _save(fig: Any, path: Path) -> Path:
 # ---- page and summary
 def build_report(table: Any, out_dir: str | Path, *, metric: str = "val_mAP50", mode: str = "max",
                  title: str = "Grounding DINO sweep", space_table: Optional[Sequence[Mapping[str, Any]]] = None,
-                 stop_reason: Optional[str] = None) -> Report:
+                 stop_reason: Optional[str] = None, multi_fidelity: bool = False,
+                 baselines: Optional[Mapping[str, float]] = None,
+                 test_scores: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Report:
     """Write leaderboard.png, learning_curves.png, parallel_coordinates.png, importance.png,
-    importance.json and report.html (self-contained) into `out_dir`."""
+    importance.json and report.html (self-contained) into `out_dir`.
+
+    `baselines`: measured baseline scores besides the baseline trial (name -> score); `test_scores`:
+    trial_id -> {"AP50": ..., ...} of the top trials re-evaluated on the test data before promotion."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    trials = ranked(normalize_trials(table), mode)
+    trials = ranked(normalize_trials(table), mode, multi_fidelity)
+    bases = baseline_scores(trials, baselines)
     importance, method = param_importance(trials, mode, metric)
     images = {
         "leaderboard": plot_leaderboard(trials, metric, directory / "leaderboard.png"),
@@ -271,20 +335,31 @@ def build_report(table: Any, out_dir: str | Path, *, metric: str = "val_mAP50", 
     }
     (directory / "importance.json").write_text(json.dumps({"method": method, "importance": importance}, indent=2))
     page = directory / "report.html"
-    page.write_text(_html(title, trials, metric, images, importance, method, space_table, stop_reason))
+    page.write_text(_html(title, trials, metric, images, importance, method, space_table, stop_reason, bases,
+                          dict(test_scores or {})))
     return Report(directory, page, images, importance, method, trials)
 
 
 def _html(title: str, trials: Sequence[Trial], metric: str, images: Mapping[str, Path],
           importance: Mapping[str, float], method: str, space_table: Optional[Sequence[Mapping[str, Any]]],
-          stop_reason: Optional[str]) -> str:
+          stop_reason: Optional[str], baselines: Optional[Mapping[str, float]] = None,
+          test_scores: Optional[Mapping[str, Mapping[str, Any]]] = None) -> str:
     esc = html.escape
     names = searched_params(trials)
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["#", "trial", "state", "epochs", metric, *names])
+    baselines = dict(baselines or {})
+    test_scores = dict(test_scores or {})
+    test_cols = ["test AP50"] if test_scores else []
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["#", "trial", "state", "epochs", f"val {metric}", *test_cols,
+                                                  *(f"vs {b}" for b in baselines), *names])
     rows = "".join(
         "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in
-                         [i + 1, t.trial_id, t.state, t.epochs, _fmt(t.score), *(_fmt(t.params.get(n)) for n in names)])
+                         [i + 1, t.label, t.state, t.epochs, _fmt(t.score),
+                          *([_fmt((test_scores.get(t.trial_id) or {}).get("AP50"))] if test_scores else []),
+                          *(vs_baseline(t.score, v) for v in baselines.values()),
+                          *(_fmt(t.params.get(n)) for n in names)])
         + "</tr>" for i, t in enumerate(trials))
+    baseline_text = "".join(f"<li>{esc(k)}: {esc(_fmt(v))}</li>" for k, v in baselines.items())
+    baseline_html = f"<h2>baselines ({esc(metric)})</h2><ul>{baseline_text}</ul>" if baselines else ""
     figures = "".join(
         f"<h2>{esc(name)}</h2><img alt='{esc(name)}' src='data:image/png;base64,"
         f"{base64.b64encode(path.read_bytes()).decode()}'/>" for name, path in images.items())
@@ -296,13 +371,18 @@ def _html(title: str, trials: Sequence[Trial], metric: str, images: Mapping[str,
                  + "".join("<tr>" + "".join(f"<td>{esc(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
                            for r in space_table) + "</table>")
     counts = _state_counts(trials)
+    test_note = " Test AP50: the top trials re-evaluated on the test data before promotion."
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}img{{max-width:100%}}</style></head><body>
 <h1>{esc(title)}</h1>
 <p>{len(trials)} trials ({esc(counts)}){'; stopped: ' + esc(stop_reason) if stop_reason else ''}.</p>
-<h2>leaderboard ({esc(metric)})</h2><table><tr>{head}</tr>{rows}</table>
+{baseline_html}
+<h2>leaderboard ({esc(metric)})</h2>
+<p>Ranked by the sweep's rule: the largest epoch budget reached first (multi-fidelity sweeps), then the
+validation score; ties go to the earlier trial.{test_note if test_scores else ''}</p>
+<table><tr>{head}</tr>{rows}</table>
 <h2>importance ({esc(method)})</h2>
 <p>Every trial compared at the same epoch (the largest one most trials reached), so that trials
 stopped early and full trials are judged on equal budgets.</p>
@@ -310,6 +390,31 @@ stopped early and full trials are judged on equal budgets.</p>
 {space}{figures}
 </body></html>
 """
+
+
+_TEST_BEGIN, _TEST_END = "<!-- test-scores -->", "<!-- /test-scores -->"
+
+
+def add_test_scores(report_dir: str | Path, rows: Sequence[Mapping[str, Any]], metric: str = "val_mAP50") -> Path:
+    """Add (or replace) the "validation and test" section of report.html: the top trials re-evaluated on
+    the test data before promotion (hpo.promote.retest_top_trials), both scores side by side."""
+    page = Path(report_dir) / "report.html"
+    esc = html.escape
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in (
+            row.get("rank", i + 1), f"{row['trial_id']}{' (baseline)' if row.get('baseline') else ''}",
+            _fmt(row.get("val")), _fmt(row.get("test_AP50")), _fmt(row.get("test_AP")), row.get("error") or ""))
+        + "</tr>" for i, row in enumerate(rows))
+    section = (f"{_TEST_BEGIN}<h2>validation and test</h2><p>The top trials by the sweep's rule, re-evaluated on "
+               f"dataset.test_data_sources before promotion (the choice stays the validation rule's).</p>"
+               f"<table><tr><th>#</th><th>trial</th><th>val {esc(metric)}</th><th>test AP50</th><th>test AP</th>"
+               f"<th>note</th></tr>{body}</table>{_TEST_END}")
+    text = page.read_text() if page.is_file() else "<!DOCTYPE html><html><body></body></html>"
+    if _TEST_BEGIN in text:
+        text = text[:text.index(_TEST_BEGIN)] + text[text.index(_TEST_END) + len(_TEST_END):]
+    text = text.replace("</body>", section + "\n</body>", 1) if "</body>" in text else text + section
+    page.write_text(text)
+    return page
 
 
 def _fmt(value: Any) -> str:
@@ -329,22 +434,35 @@ def _state_counts(trials: Sequence[Trial]) -> str:
 
 def summary_text(table: Any, *, metric: str = "val_mAP50", mode: str = "max", stop_reason: Optional[str] = None,
                  results_dir: Optional[str | Path] = None, tracking_uri: Optional[str] = None,
-                 report: Optional[Report] = None, top: int = 5) -> str:
-    """The few lines printed at the end of a sweep: outcome, best trial and its params, where things are."""
+                 report: Optional[Report] = None, top: int = 5, multi_fidelity: bool = False,
+                 baselines: Optional[Mapping[str, float]] = None) -> str:
+    """The few lines printed at the end of a sweep: outcome, best trial (the one ranking rule) and its
+    params against the baselines, where things are."""
     from gdino.redact import redact_text
+    from hpo.algorithms.scoring import better
 
-    trials = ranked(normalize_trials(table), mode)
+    trials = ranked(normalize_trials(table), mode, multi_fidelity)
+    bases = baseline_scores(trials, baselines)
     lines = [f"sweep finished: {len(trials)} trials ({_state_counts(trials)})"
              + (f"; stopped because {stop_reason}" if stop_reason else "")]
-    best = trials[0] if trials and trials[0].score is not None else None
+    best = trials[0] if trials and trials[0].summary().candidate else None
     if best is None:
-        lines.append(f"no trial reported {metric}")
+        lines.append(f"no trial finished with {metric}")
     else:
-        lines.append(f"best trial {best.trial_id}: {metric} = {best.score:.4g} after {best.epochs} epoch(s)")
+        lines.append(f"best trial {best.label}: {metric} = {best.score:.4g} after {best.epochs} epoch(s)")
+        if best.baseline:
+            lines.append("  the spec as written (the baseline trial) is the best: no sampled configuration "
+                         "beat it, so it is what gets promoted")
         lines += [f"  {name} = {_fmt(best.params.get(name))}" for name in searched_params(trials) or best.params]
+        for name, value in bases.items():
+            lines.append(f"  vs baseline ({name}, {_fmt(value)}): {vs_baseline(best.score, value)}")
         lines.append(f"top {min(top, len(trials))}:")
-        lines += [f"  {i + 1}. {t.trial_id}  {metric}={_fmt(t.score)}  {t.state}  {t.epochs} ep"
+        lines += [f"  {i + 1}. {t.label}  {metric}={_fmt(t.score)}  {t.state}  {t.epochs} ep"
                   for i, t in enumerate(trials[:top])]
+    scored = [t.score for t in trials if t.score is not None]
+    for name, value in bases.items():
+        if name != "spec as written" and scored and all(better(value, s, mode) for s in scored):
+            lines.append(f"WARNING: the {name} baseline ({metric}={_fmt(value)}) beats every trial")
     if report is not None and report.importance:
         top_param = max(report.importance, key=report.importance.get)
         lines.append(f"most important: {top_param} ({report.importance[top_param]:.2f}, {report.importance_method})")

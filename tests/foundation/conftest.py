@@ -1,4 +1,4 @@
-"""Shared fixtures: the real TAO grounding_dino schemas and templates (read-only reference copies)."""
+"""Shared fixtures: the real TAO grounding_dino schemas and templates (tests/fixtures/tao, read-only)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-TAO_DIR = Path(os.environ.get("GDINO_TAO_REFERENCE", Path(__file__).resolve().parents[3] / "shared" / "reference" / "tao" / "grounding_dino"))
-ACTIONS = ("train", "evaluate", "inference", "export", "gen_trt_engine", "quantize")
+from gdino.actions import SPEC_ACTION_NAMES
+
+TAO_DIR = Path(os.environ.get("GDINO_TAO_REFERENCE",
+                              Path(__file__).resolve().parents[1] / "fixtures" / "tao" / "grounding_dino"))
+ACTIONS = SPEC_ACTION_NAMES
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -6,10 +6,26 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from gdino.config import (AugmentationConfig, AutoMLConfig, DatasetConfig, EvalDataSource, EvaluateConfig,
-                          ExperimentConfig, ExportConfig, GenTrtEngineConfig, InferDataSource, InferenceConfig,
-                          MLflowConfig, ModelConfig, OptimConfig, QuantizeConfig, TensorRTConfig, TrainConfig,
-                          TrainDataSource, field_meta)
+from gdino.config import (
+    AugmentationConfig,
+    AutoMLConfig,
+    DatasetConfig,
+    EvalDataSource,
+    EvaluateConfig,
+    ExperimentConfig,
+    ExportConfig,
+    GenTrtEngineConfig,
+    InferDataSource,
+    InferenceConfig,
+    MLflowConfig,
+    ModelConfig,
+    OptimConfig,
+    QuantizeConfig,
+    TensorRTConfig,
+    TrainConfig,
+    TrainDataSource,
+    field_meta,
+)
 from gdino.schema_gen import build_schema
 
 from .conftest import ACTIONS, requires_tao, tao_schema

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import yaml
 
+from cli.main import main
 from gdino.schema_gen import build_schema, check_files, generated_files, write_files
 from gdino.spec import load_spec
-from hpo.cli import main
 
 from .conftest import ACTIONS, REPO, TAO_DIR, requires_tao
 
@@ -97,11 +97,25 @@ def test_our_skill_info_keeps_taos_spec_params_and_data_sources():
     tao = yaml.safe_load((TAO_DIR / "skill_info.yaml").read_text())
     assert ours["spec_shorthand_keys"] == tao["spec_shorthand_keys"]
     for action, params in tao["spec_params"].items():
-        assert ours["spec_params"][action] == params
+        extra = {k: v for k, v in ours["spec_params"][action].items() if k not in params}
+        assert {k: ours["spec_params"][action].get(k) for k in params} == params
+        # the seed's table (tao-train-grounding-dino) also lists the deploy engines TAO's file leaves out
+        assert extra == ({f"{action}.trt_engine": "parent_model"} if action in ("evaluate", "inference") else {})
     assert ours["data_sources"] == tao["data_sources"]
 
 
 def test_write_does_not_touch_current_files(tmp_path):
-    for sub in ("schemas", "references"):
+    for sub in ("schemas", "references", "gdino/resources/schemas", "gdino/resources/references"):
         shutil.copytree(REPO / sub, tmp_path / sub)
     assert write_files(tmp_path) == []
+
+
+def test_check_covers_the_packaged_copy(tmp_path, capsys):
+    """An installed wheel reads gdino/resources; a stale packaged copy fails `--check` like a stale root copy."""
+    assert write_files(tmp_path)
+    packaged = tmp_path / "gdino" / "resources" / "references" / "spec_template_train.yaml"
+    packaged.write_text(packaged.read_text() + "# edited by hand\n")
+    assert main(["schema", "--check", "--root", str(tmp_path)]) == 1
+    assert "gdino/resources/references/spec_template_train.yaml: differs" in capsys.readouterr().err
+    assert write_files(tmp_path) == ["gdino/resources/references/spec_template_train.yaml"]
+    assert check_files(tmp_path) == []

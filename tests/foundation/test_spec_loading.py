@@ -6,12 +6,25 @@ import logging
 import pytest
 import yaml
 
+from cli.main import main
 from gdino.config import ExperimentConfig
 from gdino.errors import GdinoError, SpecError, SpecErrors
-from gdino.spec import (SHORTHAND_KEYS, InvalidOptionError, MalformedSpecError, MathCondError, MissingValueError,
-                        OutOfBoundsError, UnknownKeyError, WrongTypeError, dump_spec, get_dotted, load_spec,
-                        parse_override, redact_uri, set_dotted)
-from hpo.cli import main
+from gdino.spec import (
+    SHORTHAND_KEYS,
+    InvalidOptionError,
+    MalformedSpecError,
+    MathCondError,
+    MissingValueError,
+    OutOfBoundsError,
+    UnknownKeyError,
+    WrongTypeError,
+    dump_spec,
+    get_dotted,
+    load_spec,
+    parse_override,
+    redact_uri,
+    set_dotted,
+)
 
 from .conftest import REPO, TAO_DIR, requires_tao, tao_templates
 

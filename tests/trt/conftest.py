@@ -71,7 +71,7 @@ def onnx_file(trained_detector, tmp_path_factory) -> Path:
 
 
 def eval_cfg(shapes: dict[str, Path], results_dir: Path, **sections) -> dict:
-    """A plain-dict spec (trt reads dicts and the pydantic config alike)."""
+    """A spec dict for the generated dataset (`load_spec` it into the ExperimentConfig trt reads)."""
     source = {"image_dir": str(shapes["eval_images"]), "json_file": str(shapes["eval_json"])}
     cfg = {"results_dir": str(results_dir),
            "model": {"num_select": 50, "text_encoder_type": TEXT_ENCODER},

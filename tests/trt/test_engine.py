@@ -4,9 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gdino.errors import DependencyMissing, SpecError, UnsupportedError
-from trt.engine import (EngineSettings, build_engine, check_data_type, parse_layers_precision, profile_shapes,
-                        settings_from_config, wants_fp32)
+from gdino.errors import DependencyMissing, SpecError, SpecErrors, UnsupportedError
+from gdino.spec import load_spec
+from trt.engine import (
+    EngineSettings,
+    build_engine,
+    check_data_type,
+    parse_layers_precision,
+    profile_shapes,
+    settings_from_config,
+    wants_fp32,
+)
 
 
 def _has_tensorrt_and_gpu() -> str | None:
@@ -20,16 +28,16 @@ def _has_tensorrt_and_gpu() -> str | None:
 
 
 def _cfg(**trt_cfg):
-    return {"gen_trt_engine": {"onnx_file": "m.onnx", "trt_engine": "", "batch_size": -1,
-                               "tensorrt": {"data_type": "FP16", "min_batch_size": 1, "opt_batch_size": 2,
-                                            "max_batch_size": 4, "workspace_size": 1024, **trt_cfg}}}
+    return load_spec({"gen_trt_engine": {"onnx_file": "m.onnx", "trt_engine": "", "batch_size": -1,
+                                         "tensorrt": {"data_type": "FP16", "min_batch_size": 1, "opt_batch_size": 2,
+                                                      "max_batch_size": 4, "workspace_size": 1024, **trt_cfg}}})
 
 
 def test_int8_is_refused_as_in_tao():
     with pytest.raises(UnsupportedError, match="INT8"):
         check_data_type("int8")
-    with pytest.raises(UnsupportedError, match="INT8"):
-        settings_from_config(_cfg(data_type="INT8"))
+    with pytest.raises(SpecErrors, match="gen_trt_engine.tensorrt.data_type"):  # the spec itself refuses it
+        _cfg(data_type="INT8")
 
 
 def test_settings_from_config():
@@ -103,7 +111,7 @@ def test_engine_matches_onnxruntime(onnx_file, tmp_path, tokenizer, data_type):
 def test_cli_without_tensorrt_exits_3_and_says_what_is_missing(onnx_file, tmp_path, capsys):
     if _has_tensorrt_and_gpu() is None:
         pytest.skip("TensorRT and a GPU are present")
-    from hpo.cli import main
+    from cli.main import main
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"gen_trt_engine:\n  onnx_file: {onnx_file}\n  trt_engine: {tmp_path / 'm.engine'}\n"

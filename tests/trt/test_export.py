@@ -7,13 +7,13 @@ import numpy as np
 import onnx
 import pytest
 import yaml
+from conftest import TINY_HW, tiny_detector
 
 from gdino.errors import SpecError, UnsupportedError
-from trt.export import (INPUT_NAMES, MASKED_LOGIT, OUTPUT_NAMES, export_onnx, serialize_nvdsinfer, tao_interface)
+from gdino.spec import load_spec
+from trt.export import INPUT_NAMES, MASKED_LOGIT, OUTPUT_NAMES, export_onnx, serialize_nvdsinfer, tao_interface
 from trt.processing import encode_phrases, postprocess
 from trt.runtime import OnnxRuntimeBackend, TorchBackend
-
-from conftest import TINY_HW, tiny_detector
 
 
 def _dims(value_info) -> list:
@@ -95,7 +95,7 @@ def _cfg(tmp_path, **export):
     section = {"onnx_file": str(tmp_path / "static.onnx"), "input_height": TINY_HW[0], "input_width": TINY_HW[1],
                "batch_size": 2, "opset_version": 17, "serialize_nvdsinfer": True}
     section.update(export)
-    return {"export": section}
+    return load_spec({"export": section})
 
 
 def test_export_action_static_batch_and_deepstream_files(tmp_path):
@@ -144,9 +144,9 @@ def test_export_action_from_a_model_package_checkpoint(tmp_path, head):
     torch.manual_seed(0)
     net = build_network(model_cfg).eval()
     torch.save(net.state_dict(), tmp_path / "model.pth")
-    path = export_onnx({"model": model_cfg, "export": {"checkpoint": str(tmp_path / "model.pth"),
-                                                       "results_dir": str(tmp_path), "input_height": 64,
-                                                       "input_width": 96}})
+    path = export_onnx(load_spec({"model": model_cfg.model_dump(mode="json"),
+                                  "export": {"checkpoint": str(tmp_path / "model.pth"), "results_dir": str(tmp_path),
+                                             "input_height": 64, "input_width": 96}}))
     assert path == tmp_path / "model.onnx"
     text, _ = encode_phrases(load_tokenizer(str(bert)), ["red circle", "cat"], 32)
     image = np.random.default_rng(0).standard_normal((1, 3, 64, 96)).astype(np.float32)

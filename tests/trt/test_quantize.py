@@ -5,12 +5,12 @@ import json
 
 import onnx
 import pytest
+from conftest import TINY_HW, eval_cfg, tiny_detector
 
 from gdino.errors import SpecError, UnsupportedError
+from gdino.spec import load_spec
 from trt.quantize import QuantizeSettings, check_supported, quantize
 from trt.runtime import OnnxRuntimeBackend
-
-from conftest import TINY_HW, eval_cfg, tiny_detector
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def _cfg(shapes, small_val):
                                                    {"calibration_images": 2}, **quantize_section},
                        export={"input_height": TINY_HW[0], "input_width": TINY_HW[1]})
         cfg["dataset"]["val_data_sources"]["json_file"] = small_val
-        return cfg
+        return load_spec(cfg)
     return make
 
 
@@ -46,7 +46,8 @@ def test_unsupported_combinations_are_refused_naming_the_supported_ones(backend,
 
 def test_layers_with_other_dtypes_are_refused():
     with pytest.raises(UnsupportedError, match="fp8"):
-        QuantizeSettings.from_config({"quantize": {"layers": [{"module_name": "decoder", "weights": {"dtype": "fp8"}}]}})
+        QuantizeSettings.from_config(
+            load_spec({"quantize": {"layers": [{"module_name": "decoder", "weights": {"dtype": "fp8"}}]}}))
 
 
 def test_onnx_backend_needs_an_onnx_file(_cfg, tmp_path):

@@ -5,12 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import TINY_HW, eval_cfg
 
 from gdino.errors import CheckpointError, DependencyMissing, SpecError
+from gdino.spec import load_spec
 from trt import actions
 from trt.runtime import Detector, OnnxRuntimeBackend, TorchBackend, evaluate_coco, open_backend
-
-from conftest import TINY_HW, eval_cfg
 
 
 def _metrics(backend, tokenizer, json_file, image_dir) -> dict:
@@ -84,17 +84,17 @@ def test_open_backend_by_suffix(onnx_file, tmp_path):
     ({"checkpoint": "a/model.plan"}, ("tensorrt", "a/model.plan")),
 ])
 def test_resolve_model(section, expected):
-    assert actions.resolve_model({"evaluate": section}, "evaluate") == expected
+    assert actions.resolve_model(load_spec({"evaluate": section}), "evaluate") == expected
 
 
 def test_resolve_model_without_a_model_is_a_spec_error():
     with pytest.raises(SpecError, match="evaluate.checkpoint"):
-        actions.resolve_model({"evaluate": {"checkpoint": "???", "trt_engine": ""}}, "evaluate")
+        actions.resolve_model(load_spec({"evaluate": {"checkpoint": "???", "trt_engine": ""}}), "evaluate")
 
 
 def test_evaluate_action_with_onnx_writes_results(onnx_file, shapes, tmp_path):
     cfg = eval_cfg(shapes, tmp_path, evaluate={"checkpoint": str(onnx_file), "batch_size": -1})
-    metrics = actions.evaluate(cfg)
+    metrics = actions.evaluate(load_spec(cfg))
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["backend"] == "onnx" and written["AP50"] == pytest.approx(metrics["AP50"])
     assert set(written["per_class"]) == {"red circle", "green square", "blue triangle"}
@@ -104,13 +104,13 @@ def test_evaluate_action_refuses_a_size_the_model_was_not_exported_at(onnx_file,
     cfg = eval_cfg(shapes, tmp_path, evaluate={"checkpoint": str(onnx_file), "input_height": 544,
                                                "input_width": 960})
     with pytest.raises(SpecError, match="128x160"):
-        actions.evaluate(cfg)
+        actions.evaluate(load_spec(cfg))
 
 
 def test_inference_action_with_onnx_writes_images_and_labels(onnx_file, shapes, tmp_path):
     cfg = eval_cfg(shapes, tmp_path, inference={"checkpoint": str(onnx_file), "conf_threshold": 0.0,
                                                 "outline_width": 2})
-    out = actions.infer(cfg)
+    out = actions.infer(load_spec(cfg))
     images = sorted((out / "images_annotated").iterdir())
     labels = sorted((out / "labels").glob("*.txt"))
     assert len(images) == 2 and len(labels) == 2
@@ -122,10 +122,9 @@ def test_inference_action_with_onnx_writes_images_and_labels(onnx_file, shapes, 
 
 def test_cli_evaluate_with_an_onnx_file(onnx_file, shapes, tmp_path, capsys):
     import yaml
-
-    from hpo.cli import main
-
     from conftest import TEXT_ENCODER
+
+    from cli.main import main
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({

@@ -11,7 +11,7 @@ from gdino.data import build_dataset
 from gdino.data.annotations import load_coco, load_odvg, remap_coco_categories
 from gdino.data.check import check_dataset_config
 from gdino.errors import DatasetError
-from hpo.cli import main as cli_main
+from cli.main import main as cli_main
 
 pytestmark = pytest.mark.reliability
 

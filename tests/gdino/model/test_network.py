@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from tiny_model import tiny_model_cfg, two_image_batch
+
 from gdino.model.network import ContrastiveHead, build_network
 
 
@@ -79,9 +79,9 @@ def test_full_tao_default_network_runs_one_training_step():
     import tempfile
     from pathlib import Path
 
+    from tiny_model import make_tiny_bert
     from transformers import BertConfig
 
-    from tiny_model import make_tiny_bert
     from gdino.config import ModelConfig
     from gdino.model.criterion import CriterionSettings, SetCriterion
     from gdino.model.text import load_tokenizer
@@ -100,3 +100,128 @@ def test_full_tao_default_network_runs_one_training_step():
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss) and "loss_ce_interm" in parts and "loss_giou_4" in parts
+
+
+# ------------------------------------------------------------------ our forward = HF's, plus padding and refinement
+def _hf_forward_with_given_masks(net, images, inputs, pixel_mask=None):
+    """HF's own forward, told to use our precomputed sub-sentence masks (what the network did before it ran
+    HF's submodules itself)."""
+    import transformers.models.grounding_dino.modeling_grounding_dino as gdm
+
+    original = gdm.generate_masks_with_special_tokens_and_transfer_map
+    gdm.generate_masks_with_special_tokens_and_transfer_map = (
+        lambda input_ids, special_tokens: (inputs["text_self_attention_masks"], inputs["position_ids"]))
+    try:
+        return net.detector(pixel_values=images, input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                            token_type_ids=inputs["token_type_ids"], pixel_mask=pixel_mask, return_dict=True)
+    finally:
+        gdm.generate_masks_with_special_tokens_and_transfer_map = original
+
+
+def test_forward_is_bit_identical_to_hf_forward(tiny_net, tokenizer):
+    """dn_number 0: running HF's submodules ourselves changes no bit (logits, boxes, encoder proposals)."""
+    images, text, _ = two_image_batch(tokenizer)
+    mask = torch.ones(2, 64, 64, dtype=torch.bool)
+    mask[1, :, 40:] = False
+    inputs = text.model_inputs()
+    with torch.no_grad():  # training mode: the encoder's fusion drop-path draws the same random numbers
+        torch.manual_seed(5)
+        ours = tiny_net.train()(images, **inputs, pixel_mask=mask)
+        torch.manual_seed(5)
+        hf = _hf_forward_with_given_masks(tiny_net, images, inputs, mask.long())
+    assert torch.equal(ours["pred_boxes"], hf.pred_boxes) and torch.equal(ours["pred_logits"], hf.logits)
+    topk = torch.topk(hf.enc_outputs_class.max(-1)[0], tiny_net.num_queries, dim=1)[1]
+    hf_interm = torch.gather(hf.enc_outputs_coord_logits, 1, topk.unsqueeze(-1).expand(-1, -1, 4)).sigmoid()
+    assert torch.equal(ours["interm_outputs"]["pred_boxes"], hf_interm)
+
+
+def test_layer_l_box_head_learns_from_layer_l_plus_1(tiny_bert, tokenizer):
+    """Look forward twice: with one box head per layer, layer 1's box loss alone reaches layer 0's head (through
+    the un-detached refined reference); HF's own forward (detached references) gives it nothing."""
+    from transformers import GroundingDinoForObjectDetection
+
+    from gdino.model import network
+
+    cfg = tiny_model_cfg(tiny_bert)
+    config = network.hf_config(cfg)
+    config.decoder_bbox_embed_share = False
+    torch.manual_seed(0)
+    net = network.GroundingDinoNet(GroundingDinoForObjectDetection(config))  # HF's tiny timm resnet backbone
+    head0, head1 = net.detector.bbox_embed[0], net.detector.bbox_embed[1]
+    assert head0.layers[0].weight is not head1.layers[0].weight
+    with torch.no_grad():  # DETR init zeroes the last layer, which would block the gradient of the earlier ones
+        for head in (head0, head1):
+            head.layers[-1].weight.normal_(0, 0.01)
+    images, text, _ = two_image_batch(tokenizer)
+    inputs = text.model_inputs()
+    layer1_loss = net(images, **inputs)["pred_boxes"].sum()  # dec_layers=2: the last layer is layer 1
+    grads = torch.autograd.grad(layer1_loss, list(head0.parameters()), allow_unused=True)
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    hf_loss = _hf_forward_with_given_masks(net, images, inputs).pred_boxes.sum()
+    hf_grads = torch.autograd.grad(hf_loss, list(head0.parameters()), allow_unused=True)
+    assert all(g is None or g.abs().sum() == 0 for g in hf_grads)
+
+
+def _odd_size_batch(sizes):
+    from gdino.data.datasets import collate_fn
+
+    torch.manual_seed(2)
+    return collate_fn([{"image": torch.randn(3, h, w), "target": {"size": (h, w)}} for h, w in sizes])
+
+
+FAST_BACKBONES = ["resnet_18", "resnet_50", "swin_tiny_224_1k"]
+SLOW_BACKBONES = ["swin_base_224_22k", "swin_base_384_22k", "swin_large_224_22k", "swin_large_384_22k"]
+
+
+@pytest.mark.parametrize("backbone", FAST_BACKBONES + [pytest.param(b, marks=pytest.mark.slow) for b in SLOW_BACKBONES])
+def test_every_backbone_runs_at_odd_input_sizes(tiny_bert, tokenizer, backbone):
+    """One odd-sized image (97x131), then a batch of two different odd sizes, through our forward and HF's own
+    (the export / inference path): the network pads images and masks to what the backbone needs."""
+    from gdino.model.backbone import BACKBONES
+
+    assert set(FAST_BACKBONES + SLOW_BACKBONES) == set(BACKBONES)
+    torch.manual_seed(0)
+    net = build_network(tiny_model_cfg(tiny_bert, backbone=backbone, num_queries=8)).eval()
+    assert net.size_divisibility >= 1
+    _, text, _ = two_image_batch(tokenizer)
+    inputs = text.model_inputs()
+    single = {k: v[:1] for k, v in inputs.items()}
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 97, 131), **single)
+        assert out["pred_boxes"].shape == (1, 8, 4) and torch.isfinite(out["pred_boxes"]).all()
+        hf = net.detector(pixel_values=torch.randn(1, 3, 97, 131), input_ids=single["input_ids"],
+                          attention_mask=single["attention_mask"], token_type_ids=single["token_type_ids"])
+        assert torch.isfinite(hf.pred_boxes).all()
+        batch = _odd_size_batch([(97, 131), (101, 89)])
+        assert batch["images"].shape[-2:] == (101, 131)
+        out = net(batch["images"], **inputs, pixel_mask=batch["pixel_mask"])
+        assert out["pred_boxes"].shape == (2, 8, 4) and torch.isfinite(out["pred_boxes"]).all()
+
+
+def test_padding_masks_the_padded_pixels():
+    from gdino.model.network import pad_to_multiple
+
+    images = torch.ones(2, 3, 97, 131)
+    mask = torch.ones(2, 97, 131, dtype=torch.bool)
+    mask[1, :, 100:] = False
+    padded, padded_mask = pad_to_multiple(images, mask, 32)
+    assert padded.shape[-2:] == (128, 160) and padded_mask.shape == (2, 128, 160)
+    assert padded_mask.dtype == torch.bool and padded_mask[0, :97, :131].all() and not padded_mask[0, 97:].any()
+    assert not padded_mask[1, :, 100:].any() and padded[:, :, 97:].abs().sum() == 0
+    same, none = pad_to_multiple(torch.ones(1, 3, 64, 64), None, 32)
+    assert same.shape == (1, 3, 64, 64) and none is None  # nothing to pad: unchanged
+    _, made = pad_to_multiple(torch.ones(1, 3, 65, 64), None, 32)
+    assert made.shape == (1, 96, 64) and made[0, :65].all() and not made[0, 65:].any()
+
+
+def test_collate_pads_to_the_batch_max_rounded_to_a_multiple():
+    from gdino.data.datasets import collate_fn
+
+    items = [{"image": torch.ones(3, h, w), "target": {"size": (h, w)}} for h, w in [(97, 131), (101, 89)]]
+    plain = collate_fn(items)
+    assert plain["images"].shape[-2:] == (101, 131)
+    rounded = collate_fn(items, size_divisibility=32)
+    assert rounded["images"].shape[-2:] == (128, 160)
+    mask = rounded["pixel_mask"]
+    assert mask[0, :97, :131].all() and not mask[0, 97:].any() and not mask[0, :, 131:].any()
+    assert mask[1, :101, :89].all() and not mask[1, :, 89:].any()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from gdino.errors import TextEncoderUnavailable
 from gdino.model.text import load_tokenizer, phrase_spans, resolve_text_encoder, tokenize_batch

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from algorithms_testlib import ALL, METRIC, MULTI_FIDELITY, OBJECTIVE, build, curve, simulate
+
 from hpo.algorithms.scoring import trial_score
 from hpo.algorithms.simulator import FunctionObjective, Simulator
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 from algorithms_testlib import ALL, METRIC, build, simulate
-from gdino.config.automl import AutoMLConfig
-from gdino.errors import SpecError
-from hpo.algorithms import ALGORITHMS, make_algorithm
-from hpo.algorithms.scoring import TrialSummary, best_epoch, best_trial, metric_mode, trial_score
-from hpo.algorithms.schedulers import Bracket, SyncHyperBand, hyperband_brackets, power_law_fit
 from pydantic import ValidationError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
+
+from gdino.config.automl import AutoMLConfig
+from gdino.errors import SpecError
+from hpo.algorithms import ALGORITHMS, make_algorithm
+from hpo.algorithms.schedulers import Bracket, SyncHyperBand, hyperband_brackets, power_law_fit
+from hpo.algorithms.scoring import TrialSummary, best_epoch, best_trial, metric_mode, trial_score
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -52,7 +52,7 @@ def _pseudo_labels(cfg, checkpoint: Path, source: dict, out: Path) -> Path:
     onnx_file = export_onnx(cfg, overwrite=True)
     spec = cfg.model_dump(mode="json")
     spec["model"]["num_select"] = 3
-    detector = build_detector(spec, "onnx", str(onnx_file), "evaluate")
+    detector = build_detector(cfg.model_validate(spec), "onnx", str(onnx_file), "evaluate")
     coco = json.loads(Path(source["json_file"]).read_text())
     root = sources.resolve_image_dir(source["image_dir"])
     names = [c["name"] for c in sorted(coco["categories"], key=lambda c: c["id"])]
@@ -170,7 +170,7 @@ def test_first_promotion_writes_best_model_onnx_and_makes_a_champion(world):
     assert result.trial_id == "t_b"  # the ledger's best score wins, whatever the test data says
     best = Path(world["spec"]["results_dir"]) / "best_model"
     assert Path(result.best_model_dir) == best
-    for name in ("model.ckpt", "model.onnx", "spec.yaml", "recommendation_t_b.yaml", "promotion.json"):
+    for name in ("model.pth", "model.onnx", "spec.yaml", "recommendation_t_b.yaml", "promotion.json"):
         assert (best / name).is_file(), name
     assert not [p for p in best.parent.iterdir() if p.name.startswith(".best_model")]  # no staging left
     assert yaml.safe_load((best / "recommendation_t_b.yaml").read_text())["config"] == {"train.optim.lr": 1e-3}
@@ -179,6 +179,7 @@ def test_first_promotion_writes_best_model_onnx_and_makes_a_champion(world):
     assert result.evaluation_split == "test"
     assert result.engine_file is None and "TensorRT" in (result.engine_skipped or "")
 
+    assert (best / "model.onnx").stat().st_nlink == 2  # one set of bytes shared with MLflow's copy
     client = _client(world)
     version = client.get_model_version(MODEL_NAME, result.model_version)
     assert _alias_version(client, "champion") == result.model_version

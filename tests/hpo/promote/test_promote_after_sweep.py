@@ -45,7 +45,7 @@ def test_a_finished_sweep_promotes_its_best_trial_to_champion(tmp_path, monkeypa
     assert getattr(result, "promotion_error", None) is None, result.promotion_error
     assert f"promoted trial {result.best_trial_id}" in result.promotion
     best_model = tmp_path / "results" / "best_model"
-    assert (best_model / "model.onnx").is_file() and (best_model / "model.ckpt").is_file()
+    assert (best_model / "model.onnx").is_file() and (best_model / "model.pth").is_file()
     client = MlflowClient(tracking_uri=uri)
     champion = client.get_model_version_by_alias("gdino_e2e", "champion")
     assert champion.tags["trial_id"] == result.best_trial_id

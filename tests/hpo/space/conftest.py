@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-TAO_SCHEMA = Path(__file__).resolve().parents[4] / "shared" / "reference" / "tao" / "grounding_dino" / "train.schema.json"
+TAO_SCHEMA = Path(__file__).resolve().parents[2] / "fixtures" / "tao" / "grounding_dino" / "train.schema.json"
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,16 @@ import pytest
 from hyperopt import Trials, fmin, rand, tpe
 from scipy import stats
 
-from hpo.space import (CategoricalDomain, Condition, FloatDomain, IntDomain, Param, Relation, SearchSpace,
-                       build_search_space)
+from hpo.space import (
+    CategoricalDomain,
+    Condition,
+    FloatDomain,
+    IntDomain,
+    Param,
+    Relation,
+    SearchSpace,
+    build_search_space,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,8 +5,19 @@ import numpy as np
 import pytest
 
 from gdino.errors import SchemaError, SpecError
-from hpo.space import (BoolDomain, CategoricalDomain, Condition, FloatDomain, IntDomain, Param, Relation,
-                       SearchSpace, apply_config, apply_epoch_budget, scale_lr_steps)
+from hpo.space import (
+    BoolDomain,
+    CategoricalDomain,
+    Condition,
+    FloatDomain,
+    IntDomain,
+    Param,
+    Relation,
+    SearchSpace,
+    apply_config,
+    apply_epoch_budget,
+    scale_lr_steps,
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +167,8 @@ def test_scaled_steps_fire_inside_short_trials():
 def test_a_searched_epoch_count_rescales_lr_steps():
     spec = {"train": {"num_epochs": 30, "optim": {"lr_steps": [10, 20]}}}
     assert apply_config(spec, {"train.num_epochs": 15})["train"]["optim"]["lr_steps"] == [5, 10]
-    assert apply_config(spec, {"train.num_epochs": 15, "train.optim.lr_steps": [7]})["train"]["optim"]["lr_steps"] == [7]
+    given = apply_config(spec, {"train.num_epochs": 15, "train.optim.lr_steps": [7]})
+    assert given["train"]["optim"]["lr_steps"] == [7]
     # the fidelity budget applied afterwards keeps the already-scaled milestones
     assert apply_epoch_budget(apply_config(spec, {"train.num_epochs": 15}), 15)["train"]["optim"]["lr_steps"] == [5, 10]
 

@@ -41,7 +41,8 @@ def leaf_nodes(draw):
     for key, strategy in (("default", st.one_of(numbers, json_scalars)), ("minimum", numbers),
                           ("maximum", numbers), ("math_cond", math_conds),
                           ("depends_on", st.one_of(st.sampled_from(NAMES + ["nope.x"]), json_scalars)),
-                          ("enum", st.one_of(st.lists(st.one_of(st.integers(0, 5), st.sampled_from(["a", "b", "SGD", "AdamW"])),
+                          ("enum", st.one_of(st.lists(st.one_of(st.integers(0, 5),
+                                                                st.sampled_from(["a", "b", "SGD", "AdamW"])),
                                                       max_size=4), json_scalars)),
                           ("option_weights", st.one_of(st.lists(numbers, max_size=5), json_scalars)),
                           ("automl_enabled", st.sampled_from([True, False, "TRUE", "FALSE", None])),
@@ -181,8 +182,9 @@ def test_plausible_schemas_sample_only_feasible_configs(case, seed):
     _check_space(space, seed)
 
 
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                                 st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+json_values = st.recursive(json_scalars,
+                           lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                   st.dictionaries(st.text(max_size=6), inner, max_size=4)),
                            max_leaves=20)
 
 

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hpo.space import (CategoricalDomain, Condition, FloatDomain, IntDomain, Param, Relation, SearchSpace,
-                       build_search_space)
+from hpo.space import (
+    CategoricalDomain,
+    Condition,
+    FloatDomain,
+    IntDomain,
+    Param,
+    Relation,
+    SearchSpace,
+    build_search_space,
+)
 
 N = 10_000
 

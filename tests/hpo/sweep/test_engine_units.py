@@ -175,10 +175,10 @@ def test_missing_dashboard_packages_fail_with_a_fix(monkeypatch):
 
 
 def test_private_ray_temp_dir_stays_short_enough_for_unix_sockets(tmp_path):
-    from hpo.sweep.cluster import private_temp_dir
-
     import shutil
     import tempfile
+
+    from hpo.sweep.cluster import private_temp_dir
 
     base = Path(tempfile.mkdtemp(prefix="gs-"))
     deep = private_temp_dir(tmp_path / ("x" * 80))
@@ -216,7 +216,7 @@ def _plan(algorithm: str, **automl):
 
 @pytest.mark.parametrize("algorithm", ["hyperband", "bohb", "dehb", "hyperband_es", "pbt"])
 def test_pausing_algorithms_leave_tune_uncapped_and_cap_running_trials_themselves(algorithm):
-    plan = _plan(algorithm, max_epochs=9)
+    plan = _plan(algorithm, max_epochs=9, eval_interval=3)  # pbt: an interval below max_epochs
     assert plan.pauses and plan.tune_max_concurrent(2) is None  # Tune counts PAUSED trials as live
     assert plan.searcher.cap is plan.scheduler.cap and plan.scheduler.cap.limit == 2
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 import tracking_sweeps as sweeps
 from tracking_server import MlflowServer, params_of, tags_of
+
 from hpo.tracking.mlflow_callback import MlflowSweepCallback, default_tracking_uri
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tracking_server import free_port
 
 from hpo.tracking.mlflow_callback import default_tracking_uri
 from hpo.tracking.writer import MlflowWriter
-from tracking_server import free_port
 
 LOOKUP = {"sweep_id": "s1", "trial_id": "t1"}
 
