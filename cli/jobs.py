@@ -97,7 +97,8 @@ def _latest_checkpoint(folder: Path) -> Optional[Path]:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def _get(spec: dict[str, Any], dotted: str) -> Any:
+def _raw_value(spec: dict[str, Any], dotted: str) -> Any:
+    """The value at `dotted` in the spec as written (None when absent): what the user left empty."""
     node: Any = spec
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -116,7 +117,7 @@ def infer_overrides(action: str, raw_spec: dict[str, Any], user_overrides: list[
     given = _override_keys(user_overrides)
 
     def empty(key: str) -> bool:
-        return key not in given and _get(raw_spec, key) in _EMPTY
+        return key not in given and _raw_value(raw_spec, key) in _EMPTY
 
     out: list[str] = []
     if empty("results_dir"):
@@ -172,7 +173,7 @@ def start_job(action: str, spec_path: Optional[str], overrides: list[str], *, jo
     raw = load_raw_spec(spec_path)
     job_id = job_id or store.new_id()
     explicit_dir = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "results_dir"),
-                        None) or _get(raw, "results_dir")
+                        None) or _raw_value(raw, "results_dir")
     results_dir = str(Path(explicit_dir).resolve()) if explicit_dir not in _EMPTY else str(store.root / job_id)
     job = Job(job_id=job_id, action=action, results_dir=results_dir, parent_job_id=parent_job_id)
     inferred = infer_overrides(action, raw, overrides, job, parent)
