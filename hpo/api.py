@@ -250,12 +250,15 @@ def _promote_where_trials_ran(sweep_dir: str, tracking: bool) -> Any:
     from hpo.promote import promote_sweep
     from hpo.sweep.resources import TrialResources
 
+    if not ray.is_initialized():
+        return promote_sweep(sweep_dir, tracking=tracking)
     setup = SweepSetup.load(sweep_dir)
-    if not ray.is_initialized() or not setup.resources:
+    if not setup.resources:
         return promote_sweep(sweep_dir, tracking=tracking)
     wanted = TrialResources(**setup.resources).single_process_resources()
-    options: dict[str, Any] = {"num_cpus": wanted.pop("CPU"), "num_gpus": wanted.pop("GPU", 0), "resources": wanted,
-               "max_retries": 0}  # a failed promotion is reported, not silently repeated
+    options: dict[str, Any] = {"num_cpus": wanted.pop("CPU"), "num_gpus": wanted.pop("GPU", 0),
+                               "resources": wanted,
+                               "max_retries": 0}  # a failed promotion is reported, not silently repeated
 
     def promote_task() -> tuple[Any, dict[str, Any], Optional[tuple[str, str, Optional[str]]]]:
         import socket
