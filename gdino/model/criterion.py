@@ -19,6 +19,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_convert, generalized_box_iou
 
+from gdino.config import ModelConfig
 from gdino.model.dn import dn_assignments
 
 
@@ -38,12 +39,9 @@ class CriterionSettings:
     loss_types: tuple[str, ...] = ("labels", "boxes")
 
     @classmethod
-    def from_config(cls, model_cfg: Any) -> "CriterionSettings":
-        values = {}
-        for name in cls.__dataclass_fields__:
-            value = model_cfg.get(name) if isinstance(model_cfg, dict) else getattr(model_cfg, name, None)
-            if value is not None:
-                values[name] = tuple(value) if name == "loss_types" else value
+    def from_config(cls, model_cfg: ModelConfig) -> "CriterionSettings":
+        values: dict[str, Any] = {name: getattr(model_cfg, name) for name in cls.__dataclass_fields__}
+        values["loss_types"] = tuple(values["loss_types"])
         return cls(**values)
 
 

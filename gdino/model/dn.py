@@ -22,20 +22,18 @@ Behaviour follows the published implementations (read, not copied):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from gdino.config import ModelConfig
 
 # DINO's group rule: from this many (doubled) DN queries on, the budget is split into groups of the batch's
 # largest box count instead of being a group count (dn_components.py, `dn_number >= 100`).
 _DYNAMIC_GROUP_THRESHOLD = 100
 _INVERSE_SIGMOID_EPS = 1e-3  # DINO's util.misc.inverse_sigmoid default
-
-
-def _get(cfg: Any, name: str, default: Any = None) -> Any:
-    value = cfg.get(name, default) if isinstance(cfg, dict) else getattr(cfg, name, default)
-    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -57,11 +55,9 @@ class DnSettings:
         return self.dn_number > 0 and self.use_dn
 
     @classmethod
-    def from_config(cls, model_cfg: Any) -> "DnSettings":
-        return cls(dn_number=int(_get(model_cfg, "dn_number", 0)),
-                   box_noise_scale=float(_get(model_cfg, "dn_box_noise_scale", 1.0)),
-                   label_noise_ratio=float(_get(model_cfg, "dn_label_noise_ratio", 0.5)),
-                   use_dn=bool(_get(model_cfg, "use_dn", True)))
+    def from_config(cls, model_cfg: ModelConfig) -> "DnSettings":
+        return cls(dn_number=model_cfg.dn_number, box_noise_scale=model_cfg.dn_box_noise_scale,
+                   label_noise_ratio=model_cfg.dn_label_noise_ratio, use_dn=model_cfg.use_dn)
 
 
 @dataclass
