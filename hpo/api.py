@@ -260,8 +260,17 @@ def _promote_where_trials_ran(sweep_dir: str, tracking: bool) -> Any:
                                "resources": wanted,
                                "max_retries": 0}  # a failed promotion is reported, not silently repeated
 
-    def promote_task() -> tuple[Any, dict[str, Any], Optional[tuple[str, str, Optional[str]]]]:
+    # the sweep's secrets (redacted in sweep.json) travel to the task in memory, as its argument
+    from hpo.secrets import env_name
+
+    secret_env = {env_name(p): os.environ[env_name(p)] for p in (setup.secret_paths or [])
+                  if env_name(p) in os.environ}
+
+    def promote_task(secrets: dict[str, str]) -> tuple[Any, dict[str, Any], Optional[tuple[str, str, Optional[str]]]]:
         import socket
+
+        saved = {name: os.environ.get(name) for name in secrets}
+        os.environ.update(secrets)  # read by promote_sweep's _put_back_secrets; removed again below
 
         context = ray.get_runtime_context()
         where = {"node_id": context.get_node_id(), "hostname": socket.gethostname(),
@@ -271,9 +280,15 @@ def _promote_where_trials_ran(sweep_dir: str, tracking: bool) -> Any:
             return promote_sweep(sweep_dir, tracking=tracking), where, None
         except Exception as err:  # noqa: BLE001 - returned as data: typed errors do not all unpickle
             return None, where, (type(err).__name__, str(err), getattr(err, "step", None))
+        finally:  # a pooled worker process must not keep them for the next task
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     log.info("promotion runs as a Ray task with %s", options)
-    outcome, where, error = ray.get(ray.remote(promote_task).options(**options).remote())
+    outcome, where, error = ray.get(ray.remote(promote_task).options(**options).remote(secret_env))
     Path(sweep_dir, PROMOTION_TASK_RECORD).write_text(json.dumps(where, indent=2))
     log.info("promotion ran on node %s (%s)", where["node_id"][:12], where["hostname"])
     if error is not None:

@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from gdino.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from gdino.config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ MODEL_FIELDS: dict[str, FieldSupport] = {
     "fix_refpoints_hw": FieldSupport("network", "-1: box width and height learned per query", _is(-1),
                                      "only -1 (learned width and height) is implemented"),
     "pe_temperatureH": FieldSupport("network", "GroundingDinoConfig.positional_embedding_temperature",
-                                    lambda v, c: v == _get(c, "pe_temperatureW", v),
+                                    lambda v, c: v == c.pe_temperatureW,
                                     "pe_temperatureH and pe_temperatureW must be equal (one sine temperature)"),
     "pe_temperatureW": FieldSupport("network", "see pe_temperatureH"),
     "return_interm_indices": FieldSupport("network", "backbone stages used as feature levels (0 = stride 4, "
@@ -125,15 +128,8 @@ MODEL_FIELDS: dict[str, FieldSupport] = {
 }
 
 
-def _get(cfg: Any, name: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    value = cfg.get(name, default) if isinstance(cfg, dict) else getattr(cfg, name, default)
-    return default if value is None else value
-
-
-def _stages(cfg: Any) -> list[int]:
-    return [i for i in _get(cfg, "return_interm_indices", [1, 2, 3, 4]) if i <= 3]
+def _stages(cfg: ModelConfig) -> list[int]:
+    return [i for i in cfg.return_interm_indices if i <= 3]
 
 
 def _log_scale_ok(value: Any) -> bool:
@@ -146,13 +142,13 @@ def _log_scale_ok(value: Any) -> bool:
     return True
 
 
-def check_model_config(model_cfg: Any) -> None:
+def check_model_config(model_cfg: ModelConfig) -> None:
     """Raise UnsupportedError for every value this implementation cannot honour (all at once)."""
     problems = []
     for name, support in MODEL_FIELDS.items():
         if support.allowed is None:
             continue
-        value = _get(model_cfg, name)
+        value = getattr(model_cfg, name)
         if value is None:
             continue
         if not support.allowed(value, model_cfg):

@@ -26,16 +26,12 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
+from gdino.config import ModelConfig
 from gdino.model.backbone import BACKBONES, install_backbone, load_backbone_weights, timm_out_indices
 from gdino.model.dn import DnSettings, build_dn_queries
 from gdino.model.fields import check_model_config
 
 log = logging.getLogger(__name__)
-
-
-def _get(cfg: Any, name: str, default: Any = None) -> Any:
-    value = cfg.get(name, default) if isinstance(cfg, dict) else getattr(cfg, name, default)
-    return default if value is None else value
 
 
 def parse_log_scale(value: Any) -> Optional[str | float]:
@@ -79,38 +75,38 @@ class ContrastiveHead(nn.Module):
         return out
 
 
-def hf_config(model_cfg: Any):
+def hf_config(model_cfg: ModelConfig):
     """The HF GroundingDinoConfig for `model.*` (explicit sub-config objects only)."""
     from transformers import GroundingDinoConfig, TimmBackboneConfig
 
     from gdino.model.text import load_text_config
 
     check_model_config(model_cfg)
-    backbone = _get(model_cfg, "backbone", "swin_tiny_224_1k")
-    indices = list(_get(model_cfg, "return_interm_indices", [1, 2, 3, 4]))
-    backbone_config = TimmBackboneConfig(backbone=BACKBONES[backbone].timm_name, num_channels=3,
+    backbone = model_cfg.backbone
+    indices = list(model_cfg.return_interm_indices)
+    backbone_config = TimmBackboneConfig(backbone=BACKBONES[backbone].timm_name, num_channels=3,  # type: ignore[call-arg]
                                          out_indices=list(timm_out_indices(backbone, indices)))
-    text_config = load_text_config(_get(model_cfg, "text_encoder_type", "bert-base-uncased"))
+    text_config = load_text_config(model_cfg.text_encoder_type)
     text_config.max_position_embeddings = max(text_config.max_position_embeddings, 256)
-    heads = int(_get(model_cfg, "nheads", 8))
-    ffn = int(_get(model_cfg, "dim_feedforward", 2048))
+    heads = model_cfg.nheads
+    ffn = model_cfg.dim_feedforward
     return GroundingDinoConfig(
         backbone_config=backbone_config, text_config=text_config,
-        d_model=int(_get(model_cfg, "hidden_dim", 256)),
-        num_queries=int(_get(model_cfg, "num_queries", 900)),
-        num_feature_levels=int(_get(model_cfg, "num_feature_levels", 4)),
-        encoder_layers=int(_get(model_cfg, "enc_layers", 6)), decoder_layers=int(_get(model_cfg, "dec_layers", 6)),
+        d_model=model_cfg.hidden_dim,
+        num_queries=model_cfg.num_queries,
+        num_feature_levels=model_cfg.num_feature_levels,
+        encoder_layers=model_cfg.enc_layers, decoder_layers=model_cfg.dec_layers,
         encoder_attention_heads=heads, decoder_attention_heads=heads,
         encoder_ffn_dim=ffn, decoder_ffn_dim=ffn,
-        encoder_n_points=int(_get(model_cfg, "enc_n_points", 4)),
-        decoder_n_points=int(_get(model_cfg, "dec_n_points", 4)),
-        dropout=float(_get(model_cfg, "dropout_ratio", 0.0)),
-        two_stage=_get(model_cfg, "two_stage_type", "standard") == "standard",
-        embedding_init_target=bool(_get(model_cfg, "embed_init_tgt", True)),
-        positional_embedding_temperature=int(_get(model_cfg, "pe_temperatureH", 20)),
-        max_text_len=int(_get(model_cfg, "max_text_len", 256)),
-        focal_alpha=float(_get(model_cfg, "focal_alpha", 0.25)),
-        auxiliary_loss=bool(_get(model_cfg, "aux_loss", True)),
+        encoder_n_points=model_cfg.enc_n_points,
+        decoder_n_points=model_cfg.dec_n_points,
+        dropout=float(model_cfg.dropout_ratio),
+        two_stage=model_cfg.two_stage_type == "standard",
+        embedding_init_target=model_cfg.embed_init_tgt,
+        positional_embedding_temperature=model_cfg.pe_temperatureH,
+        max_text_len=model_cfg.max_text_len,
+        focal_alpha=float(model_cfg.focal_alpha),
+        auxiliary_loss=model_cfg.aux_loss,
     )
 
 
@@ -164,7 +160,13 @@ class GroundingDinoNet(nn.Module):
     "look forward twice" box refinement.
     """
 
-    def __init__(self, detector: nn.Module, dn: Optional[DnSettings] = None) -> None:
+    # HF's GroundingDinoForObjectDetection; typed Any because its submodules are reached by attribute name
+    # (nn.Module.__getattr__ would type each of them `Tensor | Module`)
+    detector: Any
+    label_enc: Optional[nn.Embedding]
+    allow_partial_load: bool  # model.allow_partial_load, set by build_network
+
+    def __init__(self, detector: Any, dn: Optional[DnSettings] = None) -> None:
         super().__init__()
         self.detector = detector
         self.max_text_len = int(detector.config.max_text_len)
@@ -193,6 +195,7 @@ class GroundingDinoNet(nn.Module):
         target, reference, selection = self._select_queries(vision, memory, memory_text, text.token_mask)
         dn = None
         if self.training and targets is not None and self.dn.enabled:
+            assert self.label_enc is not None  # dn.enabled implies dn_number > 0, which builds it
             dn = build_dn_queries(targets, self.dn, self.label_enc, self.num_queries, self.max_text_len)
             dn = dn if dn.pad_size else None  # no box in the batch: nothing to denoise
         if dn is not None:
@@ -400,7 +403,7 @@ class _Vision:
     valid_ratios: torch.Tensor    # [B, L, 2]
 
 
-def build_network(model_cfg: Any, *, load_pretrained: bool = True,
+def build_network(model_cfg: ModelConfig, *, load_pretrained: bool = True,
                   load_text_encoder: Optional[bool] = None) -> GroundingDinoNet:
     """The network for `model.*`; `load_pretrained` loads text-encoder and backbone weights
     (`load_text_encoder` alone: the text encoder only, e.g. to check a checkpoint that left it out)."""
@@ -410,23 +413,21 @@ def build_network(model_cfg: Any, *, load_pretrained: bool = True,
 
     config = hf_config(model_cfg)
     detector = GroundingDinoForObjectDetection(config)
-    backbone_name = _get(model_cfg, "backbone", "swin_tiny_224_1k")
-    indices = list(_get(model_cfg, "return_interm_indices", [1, 2, 3, 4]))
-    backbone = install_backbone(detector, backbone_name, indices)
+    backbone = install_backbone(detector, model_cfg.backbone, list(model_cfg.return_interm_indices))
     _install_contrastive_heads(detector, model_cfg)
-    allow_partial = bool(_get(model_cfg, "allow_partial_load", False))
+    allow_partial = model_cfg.allow_partial_load
     if load_pretrained if load_text_encoder is None else load_text_encoder:
-        load_text_encoder_weights(detector.model.text_backbone, _get(model_cfg, "text_encoder_type"))
-    if load_pretrained and _get(model_cfg, "pretrained_backbone_path", ""):
-        load_backbone_weights(backbone, _get(model_cfg, "pretrained_backbone_path"), allow_partial=allow_partial)
+        load_text_encoder_weights(detector.model.text_backbone, model_cfg.text_encoder_type)
+    if load_pretrained and model_cfg.pretrained_backbone_path:
+        load_backbone_weights(backbone, model_cfg.pretrained_backbone_path, allow_partial=allow_partial)
     net = GroundingDinoNet(detector, DnSettings.from_config(model_cfg))
     net.allow_partial_load = allow_partial  # read by gdino.model.weights.load_weights
     return net
 
 
-def _install_contrastive_heads(detector: nn.Module, model_cfg: Any) -> None:
-    log_scale = parse_log_scale(_get(model_cfg, "log_scale", None))
-    bias = bool(_get(model_cfg, "class_embed_bias", False))
+def _install_contrastive_heads(detector: Any, model_cfg: ModelConfig) -> None:
+    log_scale = parse_log_scale(model_cfg.log_scale)
+    bias = model_cfg.class_embed_bias
     if log_scale is None and not bias:
         return  # HF's parameter-free dot product is exactly that
     max_len = int(detector.config.max_text_len)

@@ -74,6 +74,8 @@ def test_pretrained_start_measures_zero_shot_and_retests_the_top_trials(tmp_path
     # (d) the top trials on the test data, both scores in the report
     rows = retest_top_trials(SweepSetup.load(result.sweep_dir), tmp_path / "results")
     assert [r["trial_id"] for r in rows][0] == result.best_trial_id and len(rows) == 2
-    assert all(isinstance(r["test_AP50"], float) and r["val"] is not None for r in rows)
+    assert isinstance(rows[0]["test_AP50"], float) and rows[0]["val"] is not None
+    # a trial whose recorded checkpoint was pruned says so in its row instead of failing the promotion
+    assert all(isinstance(r["test_AP50"], float) or r.get("error") for r in rows)
     page = (tmp_path / "results" / "report" / "report.html").read_text()
     assert "validation and test" in page and "vs zero-shot" in page
