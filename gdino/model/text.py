@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 
@@ -82,7 +82,7 @@ def load_tokenizer(text_encoder_type: str):
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise TextEncoderUnavailable(f"no usable tokenizer in {folder}: {exc}", hint=HOW_TO_PROVIDE) from exc
-    ids = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", ".", "?"])
+    ids = cast(list[int], tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", ".", "?"]))  # a list in, a list out
     if tuple(ids) != SPECIAL_TOKEN_IDS:
         raise TextEncoderUnavailable(
             f"tokenizer in {folder} does not use the bert-base-uncased vocabulary ([CLS] [SEP] . ? -> {ids})",
@@ -168,7 +168,7 @@ def tokenize_batch(tokenizer: Any, captions: Sequence[str], phrases: Sequence[Se
     offsets = enc["offset_mapping"]
     positive_maps = [_positive_map(offsets[i], enc["attention_mask"][i], phrase_spans(p), max_text_len)
                      for i, p in enumerate(phrases)]
-    special = torch.tensor(SPECIAL_TOKEN_IDS)
+    special = cast(torch.LongTensor, torch.tensor(SPECIAL_TOKEN_IDS))  # int64: HF's annotation wants LongTensor
     masks, position_ids = generate_masks_with_special_tokens_and_transfer_map(enc["input_ids"], special)
     token_type_ids = enc.get("token_type_ids")
     if token_type_ids is None:

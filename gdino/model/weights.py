@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
 from gdino.model.checkpoints import LoadReport, load_checkpoint, read_checkpoint
 from gdino.model.checkpoints.reading import load_object, resolve_file
+
+if TYPE_CHECKING:
+    from gdino.config import ExperimentConfig
+    from gdino.model.network import GroundingDinoNet
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +47,13 @@ def checkpoint_model_config(path: str | Path) -> dict | None:
     return spec.get("model") if isinstance(spec, dict) else None
 
 
-def load_network(cfg: Any, checkpoint: str | Path, *, what: str = "checkpoint"):
+def load_network(cfg: ExperimentConfig, checkpoint: str | Path, *, what: str = "checkpoint") -> GroundingDinoNet:
     """`cfg.model`'s network with `checkpoint`'s weights, in eval mode (used by evaluate, inference, export).
 
     The text encoder is built from its source first, so a checkpoint that left it out (gdino_omitted) can
     be checked against it; every other tensor must come from the checkpoint."""
     from gdino.model.network import build_network
 
-    model_cfg = cfg.model if hasattr(cfg, "model") else cfg["model"]
-    net = build_network(model_cfg, load_pretrained=False, load_text_encoder=True)
+    net = build_network(cfg.model, load_pretrained=False, load_text_encoder=True)
     load_weights(net, checkpoint, what=what)
     return net.eval()

@@ -130,11 +130,12 @@ class HeartbeatDispatcher(Callback):
     def _init_runtime(self) -> None:
         self._hub: Any = None
         self._last = 0.0
+        self._in_flight: Any = None  # the hub's answer to the last collect(), not yet taken
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_hub", None)
-        state.pop("_last", None)
+        for runtime in ("_hub", "_last", "_in_flight"):
+            state.pop(runtime, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -146,20 +147,29 @@ class HeartbeatDispatcher(Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last >= DISPATCH_EVERY_S:
-            self.dispatch()
+            self.dispatch(timeout_s=0.0)  # never hold up Tune's loop: take the answer when it is there
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.dispatch()
 
     def dispatch(self, timeout_s: float = 5.0) -> int:
+        """Hand the beats the hub holds to the observers. The collect() call stays in flight between
+        calls, so with timeout_s=0 this never waits (an actor still starting up answers later)."""
         import ray
 
         self._last = time.monotonic()
         if self._hub is None:
             return 0
         try:
-            beats = ray.get(self._hub.collect.remote(), timeout=timeout_s)
+            if self._in_flight is None:
+                self._in_flight = self._hub.collect.remote()
+            ready, _ = ray.wait([self._in_flight], timeout=timeout_s)
+            if not ready:
+                return 0
+            reply, self._in_flight = self._in_flight, None
+            beats = ray.get(reply)
         except Exception:  # noqa: BLE001 - a slow hub delays the live view, never the sweep
+            self._in_flight = None
             log.debug("heartbeat hub not answering", exc_info=True)
             return 0
         for trial_id, beat in beats:
