@@ -411,13 +411,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             def key(n: str, s: int, task: str = task, w: int = w, target: float = target) -> Unit:
                 return Unit(task, n, s, w, args.objective, args.max_time, target, args.launch_cost)
 
-            seeds = [s for s in range(args.seeds) if all(key(n, s) in outcomes for n in names)]
-            if not seeds:
+            # a merged or cut log: the algorithms run here, on the seeds all of them finished
+            here = [n for n in names if any(key(n, s) in outcomes for s in range(args.seeds))]
+            seeds = [s for s in range(args.seeds) if all(key(n, s) in outcomes for n in here)]
+            if not seeds or "random" not in here:
                 continue
-            runs = {n: [outcomes[key(n, s)] for s in seeds] for n in names}
+            runs = {n: [outcomes[key(n, s)] for s in seeds] for n in here}
             rep: dict[str, Any] = {"target": target, "best_of_20000": best, "seeds_used": seeds, "algorithms": {}}
             curves[w][task] = {}
-            for n in names:
+            for n in here:
                 entry = summarize(runs[n], runs["random"], args.max_time)
                 entry["default"] = n == DEFAULT_ALGORITHM
                 if ":" in n:
@@ -534,11 +536,17 @@ def _plot(curves: dict, grid: np.ndarray, path: str, default: str, report: dict)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, tasks = list(curves), list(next(iter(curves.values())))
+    rows = [w for w in curves if curves[w]]
+    tasks = list(dict.fromkeys(t for w in rows for t in curves[w]))
+    if not rows:
+        return
     fig, axes = plt.subplots(len(rows), len(tasks), figsize=(4.2 * len(tasks), 3.6 * len(rows)), squeeze=False)
     for i, w in enumerate(rows):
         for j, task in enumerate(tasks):
-            ax, per_alg = axes[i][j], curves[w][task]
+            ax, per_alg = axes[i][j], curves[w].get(task)
+            if per_alg is None:
+                ax.set_visible(False)
+                continue
             comp = report["runs"][f"workers={w}"]["tasks"][task]["comparison"]
             shown = [(default, f"ours: {default}", "C0"), ("random", "random", "0.6")]
             if comp.get("best_peer"):

@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gdino.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
 
-def evaluate(cfg: Any) -> dict[str, Any]:
+def evaluate(cfg: ExperimentConfig) -> dict[str, Any]:
     from gdino.data import build_dataset
     from gdino.engine.predict import checkpoint_of, loader_for, predict
     from gdino.metrics.coco import evaluate_detections

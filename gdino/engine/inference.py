@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gdino.config import ExperimentConfig
 
 PALETTE = ("red", "lime", "blue", "yellow", "magenta", "cyan", "orange", "white")
 
@@ -26,7 +29,7 @@ def colour_for(phrase: str, index: int, color_map: dict | None) -> Any:
     return PALETTE[index % len(PALETTE)]
 
 
-def infer(cfg: Any) -> Path:
+def infer(cfg: ExperimentConfig) -> Path:
     from PIL import ImageDraw
 
     from gdino.data import build_dataset

@@ -56,11 +56,6 @@ def matches(name: str, keywords: list[str]) -> bool:
     return any(TAO_NAME_ALIASES.get(k, k) in name for k in keywords)
 
 
-def _get(cfg: Any, name: str, default: Any = None) -> Any:
-    value = cfg.get(name, default) if isinstance(cfg, dict) else getattr(cfg, name, default)
-    return default if value is None else value
-
-
 class GroundingDinoModule(pl.LightningModule):
     def __init__(self, spec: dict, *, coco_gt: Optional[dict] = None) -> None:
         super().__init__()
@@ -94,7 +89,8 @@ class GroundingDinoModule(pl.LightningModule):
         size = len(batch["targets"])
         self.log("train_loss", loss.detach(), prog_bar=True, on_step=False, on_epoch=True, batch_size=size,
                  sync_dist=True)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=size)
+        lr = self.optimizers().param_groups[0]["lr"]  # type: ignore[union-attr]  # one optimizer here
+        self.log("lr", lr, on_step=True, on_epoch=False, batch_size=size)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -1,15 +1,19 @@
 """Batched prediction with a trained network: the common part of evaluate and inference."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from gdino.model.postprocess import postprocess
 from gdino.model.text import tokenize_batch
 
+if TYPE_CHECKING:
+    from gdino.config import ExperimentConfig
+    from gdino.model.network import GroundingDinoNet
 
-def checkpoint_of(cfg: Any, action: str) -> str:
+
+def checkpoint_of(cfg: ExperimentConfig, action: str) -> str:
     from gdino.errors import CheckpointError
 
     path = getattr(getattr(cfg, action), "checkpoint", "") or ""
@@ -19,7 +23,7 @@ def checkpoint_of(cfg: Any, action: str) -> str:
     return path
 
 
-def loader_for(cfg: Any, dataset: Any, action: str) -> torch.utils.data.DataLoader:
+def loader_for(cfg: ExperimentConfig, dataset: Any, action: str) -> torch.utils.data.DataLoader:
     from gdino.data import collate_fn
 
     size = int(getattr(getattr(cfg, action), "batch_size", -1) or -1)
@@ -29,7 +33,7 @@ def loader_for(cfg: Any, dataset: Any, action: str) -> torch.utils.data.DataLoad
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, tokenizer: Any, loader: Any, num_select: int) -> Iterator[tuple[dict, dict]]:
+def predict(net: GroundingDinoNet, tokenizer: Any, loader: Any, num_select: int) -> Iterator[tuple[dict, dict]]:
     """Yields (target, result) per image; result = scores, labels (phrase index), boxes (xyxy pixels)."""
     net.eval()
     for batch in loader:

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import Any, ClassVar, Optional
 
+from gdino.config import AutoMLConfig
 from hpo.algorithms.scoring import metric_mode
 from hpo.space import SearchSpace
 
@@ -68,7 +69,7 @@ class Algorithm(ABC):
     multi_fidelity: ClassVar[bool] = False
     pauses: ClassVar[bool] = False
 
-    def __init__(self, space: SearchSpace, automl_cfg: Any, metric: str = "val_mAP50",
+    def __init__(self, space: SearchSpace, automl_cfg: AutoMLConfig, metric: str = "val_mAP50",
                  mode: Optional[str] = None, seed: Optional[int] = None) -> None:
         if self.multi_fidelity:  # the epoch budget is the algorithm's: never also searched
             space = space.without(_epoch_params(), reason="epochs are the fidelity of " + self.name)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from gdino.config import AutoMLConfig
 from gdino.errors import SpecError
 
 HYPERBAND_FAMILY = frozenset({"hyperband", "bohb", "dehb", "hyperband_es"})
 RUNG_ALGORITHMS = HYPERBAND_FAMILY | {"asha"}
 
 
-def check_budget(name: str, automl: Any) -> None:
+def check_budget(name: str, automl: AutoMLConfig) -> None:
     """Raise SpecError for a budget combination the algorithm `name` cannot run."""
     R, eta, mult = int(automl.max_epochs), int(automl.reduction_factor), int(automl.epoch_multiplier)
     if name in RUNG_ALGORITHMS and R < eta:

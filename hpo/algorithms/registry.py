@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from gdino.config import AutoMLConfig
 from gdino.errors import SpecError
 from hpo.algorithms.base import FIDELITY_ATTR, Algorithm
 from hpo.algorithms.budget import check_budget
@@ -222,7 +223,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (
     DEHBAlgorithm, HyperbandESAlgorithm, RandomAlgorithm, GridAlgorithm, TPEAlgorithm)}
 
 
-def make_algorithm(name: str, space: SearchSpace, automl_cfg: Any, metric: Optional[str] = None,
+def make_algorithm(name: str, space: SearchSpace, automl_cfg: AutoMLConfig, metric: Optional[str] = None,
                    mode: Optional[str] = None, seed: Optional[int] = None) -> Algorithm:
     """The algorithm called `name` (TAO's names) over `space` with the spec's `automl` knobs."""
     cls = ALGORITHMS.get(name)

@@ -147,6 +147,7 @@ class SyncHyperBand(FIFOScheduler):
     # the baseline trial (the spec as written) runs outside the brackets, to the largest budget: an extra
     # trial that no rung can stop, so the sweep's result is never worse than the user's configuration
     baseline_outside_rungs = True
+    _outside: list[str]  # the baseline's trial id; set on first use, so older saved states load without it
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         tid = trial.trial_id
@@ -233,8 +234,8 @@ class SyncHyperBand(FIFOScheduler):
     def _promote(self, tune_controller: Any, run: _BracketRun, current: Optional[str]) -> list[str]:
         """Keep the top n_{i+1} of the finished rung (failures never), stop the others."""
         s = sign(self._mode)
-        scored = [t for t in run.members if run.results.get(t) is not None]
-        ranked = sorted(scored, key=lambda t: -s * run.results[t])  # stable: the earlier trial on ties
+        scored = {t: score for t in run.members if (score := run.results.get(t)) is not None}
+        ranked = sorted(scored, key=lambda t: -s * scored[t])  # stable: the earlier trial on ties
         winners = ranked[: run.bracket.sizes[run.rung + 1]]
         for tid in run.members:
             if tid in winners or tid == current:
@@ -377,7 +378,7 @@ class SeededPBT(PopulationBasedTraining):
         return {**private, **explored}
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        super().on_trial_add(_WithoutSearcher(tune_controller), trial)
+        super().on_trial_add(_WithoutSearcher(tune_controller), trial)  # type: ignore[arg-type]  # a proxy
         saved = getattr(self, "_restored_members", {}).pop(trial.trial_id, None)
         if saved is not None:  # re-added by Tuner.restore: its scores, checkpoint and clock come back
             state = self._trial_state[trial]

@@ -26,6 +26,7 @@ from ray.tune.search import Searcher
 from hpo.algorithms import gp
 from hpo.algorithms.scoring import finite, sign, trial_score
 from hpo.space import SearchSpace
+from hpo.space.adapters import suggest_optuna
 
 FIDELITY_ATTR = "epoch"
 _PRIVATE_PREFIX = "__"  # config keys such as __epochs__ are the sweep's, not the space's
@@ -247,10 +248,10 @@ class GPEISearcher(SpaceSearcher):
         rng = model_rng(self.seed, index)
         # trials in flight (non-sequential mode) count as their predicted mean: no duplicate proposals
         busy = np.array([self.space.to_unit(self._space_part(t.config)) for t in self.pending])
-        model = gp.fit(x, y, kernel="matern", seed=rng.integers(2**31))
+        model = gp.fit(x, y, kernel="matern", seed=int(rng.integers(2**31)))
         if len(busy):
             model = gp.fit(np.vstack([x, busy]), np.concatenate([y, model.predict(busy)]), kernel="matern",
-                           seed=rng.integers(2**31))
+                           seed=int(rng.integers(2**31)))
         u = gp.maximise(lambda pts: gp.expected_improvement(model, pts, float(y.max()), self.xi), x, rng)
         return self.space.from_unit(u)
 
@@ -282,14 +283,14 @@ class BatchUCBSearcher(SpaceSearcher):
             return [self._random(index + k) for k in range(self.batch_size)]
         rng = model_rng(self.seed, index)
         kappa = max(self.kappa_min, self.kappa * self.kappa_decay ** self._batches)
-        model = gp.fit(x, y, kernel="rbf", seed=rng.integers(2**31))
+        model = gp.fit(x, y, kernel="rbf", seed=int(rng.integers(2**31)))
         picks = gp.penalised_batch(model, x, y, kappa, self.batch_size, rng)
         return [self.space.from_unit(u) for u in picks]
 
 
 # ------------------------------------------------------------------------------------------ TPE (Optuna)
 class OptunaTPESearcher(SpaceSearcher):
-    """`tpe`: Optuna's TPESampler (seeded) asking through `SearchSpace.to_optuna`, told each trial's
+    """`tpe`: Optuna's TPESampler (seeded) asking through `hpo.space.adapters.suggest_optuna`, told each trial's
     score (its best epoch) or FAIL. The study lives in memory and is pickled with the searcher."""
 
     def __init__(self, space: SearchSpace, metric: str, mode: str, seed: int, *, n_startup_trials: int = 10,
@@ -314,7 +315,7 @@ class OptunaTPESearcher(SpaceSearcher):
         with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna
             warnings.simplefilter("ignore")
             trial = self.study.ask()
-            config = self.space.to_optuna(trial)
+            config = suggest_optuna(self.space, trial)
         self._numbers[index] = trial.number
         return config
 

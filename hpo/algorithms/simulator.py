@@ -303,7 +303,7 @@ class Simulator:
             trial.set_status(row["status"] if finished else Trial.PENDING)
             trial.run_metadata.last_result = row["last_result"]
             if row["checkpoint"]:
-                trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+                trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(  # type: ignore[union-attr]  # Trial() always makes one
                     checkpoint=Checkpoint(row["checkpoint"]), metrics=dict(row["last_result"]))
             sim._trials.append(trial)
         for trial in sorted(sim._trials, key=lambda t: t.last_result.get("time_total_s", -1), reverse=True):
@@ -315,7 +315,7 @@ class Simulator:
         return sim
 
     def _pause_checkpoint(self, trial: Trial) -> None:
-        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(  # type: ignore[union-attr]  # Trial() always makes one
             checkpoint=self._checkpoint(trial), metrics=dict(trial.last_result or {}))
 
     # --- state changes --------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ class Simulator:
     def _pause(self, trial: Trial, checkpoint: bool) -> None:
         self._release(trial)
         if checkpoint:
-            trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+            trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(  # type: ignore[union-attr]  # Trial() always makes one
                 checkpoint=self._checkpoint(trial), metrics=dict(trial.last_result or {}))
         trial.set_status(Trial.PAUSED)
         self._sim[trial.trial_id].state = "PAUSED"
@@ -398,6 +398,7 @@ class Simulator:
         if best is None or best is self._incumbent:
             return
         self._incumbent = best
+        assert best.score is not None  # best_trial returns candidates only, and a candidate has a finite score
         if not self._trace or self._trace[-1][1] != best.score:
             self._trace.append((self._now, float(best.score)))
 

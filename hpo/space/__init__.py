@@ -11,7 +11,7 @@ Public API (what the algorithms, the sweep and the CLI use):
     space.active(config)                                # drops inactive conditional params
     space.perturb(config, rng, factor=1.2, resample_prob=0.2)   # PBT explore
     space.grid(points_per_dim) -> list[dict]
-    space.to_optuna(trial) -> dict;  space.to_hyperopt() -> dict;  space.from_hyperopt(sample) -> dict
+    hpo.space.adapters: suggest_optuna(space, trial), hyperopt_space(space), decode_hyperopt(space, sample)
     space.table() -> list[dict]; render_table(space) -> str; space.excluded (not searched, and why)
     space.apply(spec_dict, flat, trial_epochs=None) -> dict
     space.without(names) -> SearchSpace                 # e.g. drop train.num_epochs for epoch fidelity

@@ -13,7 +13,7 @@ adapter output are exactly those of `SearchSpace.sample`.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, FloatDomain, IntDomain, _same
 
@@ -109,7 +109,8 @@ def _expression(p: "Param", hp: Any) -> Any:
 def _branching(p: "Param", hp: Any, children: list["Param"], by_parent: dict) -> Any:
     """A choice whose branches carry the conditional children active under each option."""
     domain = p.domain
-    options = [False, True] if isinstance(domain, BoolDomain) else list(domain.options)
+    # a parent of conditional params is a bool or a categorical (gdino_rules / Condition)
+    options = [False, True] if isinstance(domain, BoolDomain) else list(cast(CategoricalDomain, domain).options)
     branches = []
     for option in options:
         branch: dict[str, Any] = {BRANCH_VALUE: option}

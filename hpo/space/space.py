@@ -456,24 +456,12 @@ class SearchSpace:
                 configs.append(config)
         return configs
 
-    # --- adapters (hpo.space.adapters) -----------------------------------------------------------
+    # --- adapters: the Optuna / HyperOpt conversions live in hpo.space.adapters ---------------
     def to_optuna(self, trial: "optuna.Trial") -> dict[str, Any]:
-        """Define-by-run: ask `trial` for each active param, returns the flat configuration."""
+        """Kept only for bench/peers/optuna_peer.py; new code calls hpo.space.adapters.suggest_optuna."""
         from hpo.space.adapters import suggest_optuna
 
         return suggest_optuna(self, trial)
-
-    def to_hyperopt(self) -> dict[str, Any]:
-        """A native hyperopt space (pchoice for weights, nested choices for conditions)."""
-        from hpo.space.adapters import hyperopt_space
-
-        return hyperopt_space(self)
-
-    def from_hyperopt(self, sample: Mapping[str, Any]) -> dict[str, Any]:
-        """Flat configuration from a hyperopt sample (`space_eval` output, nested or flat)."""
-        from hpo.space.adapters import decode_hyperopt
-
-        return decode_hyperopt(self, sample)
 
     # --- presentation and application -----------------------------------------------------------
     def table(self) -> list[dict[str, Any]]:

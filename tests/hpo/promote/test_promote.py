@@ -242,7 +242,7 @@ def test_promoting_the_same_sweep_again_reuses_its_registered_version(world):
     assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions
 
 
-def test_a_failing_export_leaves_the_champion_and_best_model_untouched(world):
+def test_a_corrupt_checkpoint_leaves_the_champion_and_best_model_untouched(world):
     from hpo.promote import PromotionError, promote_sweep
 
     client = _client(world)
@@ -256,7 +256,7 @@ def test_a_failing_export_leaves_the_champion_and_best_model_untouched(world):
     with pytest.raises(PromotionError) as caught:
         promote_sweep(make_sweep(world, "sweep4", [("t_bad", 0.99, corrupted)]))
 
-    assert caught.value.step == "export"
+    assert caught.value.step == "stage"  # staging reads the checkpoint to write best_model/model.pth
     assert _alias_version(client, "champion") == champion
     assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions
     assert (best / "promotion.json").read_text() == before  # the previous best_model, complete

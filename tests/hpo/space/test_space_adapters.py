@@ -19,6 +19,7 @@ from hpo.space import (
     SearchSpace,
     build_search_space,
 )
+from hpo.space.adapters import decode_hyperopt, hyperopt_space, suggest_optuna
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -40,7 +41,7 @@ def _run_optuna(space, sampler, n):
     configs = []
 
     def objective(trial):
-        config = space.to_optuna(trial)
+        config = suggest_optuna(space, trial)
         configs.append(config)
         return float(sum(zlib.crc32(repr(v).encode()) % 97 for v in config.values()))
 
@@ -66,11 +67,11 @@ def _run_hyperopt(space, algo, n, seed):
     configs = []
 
     def objective(sample):
-        config = space.from_hyperopt(sample)
+        config = decode_hyperopt(space, sample)
         configs.append(config)
         return float(sum(zlib.crc32(repr(v).encode()) % 97 for v in config.values()))
 
-    fmin(objective, space.to_hyperopt(), algo=algo, max_evals=n, trials=Trials(),
+    fmin(objective, hyperopt_space(space), algo=algo, max_evals=n, trials=Trials(),
          rstate=np.random.default_rng(seed), show_progressbar=False)
     return configs
 
@@ -90,12 +91,12 @@ def test_hyperopt_pchoice_keeps_option_weights(space):
 
 
 def test_hyperopt_nests_conditional_params(space):
-    native = space.to_hyperopt()
+    native = hyperopt_space(space)
     assert "momentum" not in native and "opt" in native
 
 
 def test_from_hyperopt_accepts_a_flat_sample(space):
-    config = space.from_hyperopt({"opt": "SGD", "momentum": 0.85, "lr": 1e-3, "width": 64, "layers": 3.0,
+    config = decode_hyperopt(space, {"opt": "SGD", "momentum": 0.85, "lr": 1e-3, "width": 64, "layers": 3.0,
                                   "crop_min": 100.0, "crop_max#u": 0.5})
     assert space.is_feasible(config)
     assert config["layers"] == 3 and isinstance(config["layers"], int)

@@ -15,19 +15,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ray = pytest.importorskip("ray")
 
-from hpo.sweep.cluster import connect, disconnect, preflight  # noqa: E402
 
 CHEAP = "hpo.testing:quadratic_train_fn"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = connect(None, tmp_path_factory.mktemp("ray"), num_cpus=2, object_store_memory=200_000_000)
-    try:
-        preflight(c)
-        yield c
-    finally:
-        disconnect(c)
 
 
 def _spec(tmp_path: Path, lr: float, **automl: Any) -> dict[str, Any]:

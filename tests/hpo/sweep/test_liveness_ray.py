@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(480)]
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
-from hpo.sweep.cluster import connect, disconnect, preflight  # noqa: E402
 from hpo.sweep.engine import SweepPlan, SweepSetup, run_sweep  # noqa: E402
 from hpo.sweep.ledger import Ledger  # noqa: E402
 
@@ -29,16 +28,6 @@ FAST_BEATS = {"every_n_steps": 5, "every_s": 0.5}
 # start, tens of seconds there, is governed by Train's own start timeout, not this one: Liveness.stale.)
 STALE_TIMEOUT_S = {"function": 8, "train": 10}
 BACKENDS = ["function", pytest.param("train", marks=pytest.mark.slow)]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = connect(None, tmp_path_factory.mktemp("ray"), num_cpus=2, object_store_memory=200_000_000)
-    try:
-        preflight(c)
-        yield c
-    finally:
-        disconnect(c)
 
 
 def _setup(sweep_dir: Path, *, backend: str = "function", epochs: int = 2, options: dict | None = None,

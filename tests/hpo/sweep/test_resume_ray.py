@@ -23,22 +23,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.reliability, pytest.mark.slow, pytest
 
 ray = pytest.importorskip("ray")
 
-from hpo.sweep.cluster import connect, disconnect, preflight  # noqa: E402
 from hpo.sweep.ledger import Ledger  # noqa: E402
 
 CHEAP = "hpo.testing:quadratic_train_fn"
 HERE = Path(__file__).parent
 MAX_RUNNING = 2  # 2 CPUs: at most 2 trials run at once, so at most 2 epochs are in flight at the kill
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = connect(None, tmp_path_factory.mktemp("ray"), num_cpus=2, object_store_memory=200_000_000)
-    try:
-        preflight(c)
-        yield c
-    finally:
-        disconnect(c)
 
 
 def _spec(tmp_path: Path, **automl: Any) -> dict:

@@ -12,18 +12,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ray = pytest.importorskip("ray")
 
-from hpo.sweep.cluster import connect, disconnect, preflight  # noqa: E402
 from hpo.sweep.ledger import Ledger  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = connect(None, tmp_path_factory.mktemp("ray"), num_cpus=2, object_store_memory=200_000_000)
-    try:
-        preflight(c)
-        yield c
-    finally:
-        disconnect(c)
 
 
 def test_bohb_with_validation_interval_3_fits_its_model_at_the_rung_budgets(cluster, tmp_path, capsys):

@@ -22,22 +22,11 @@ from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 from gdino.errors import SweepError  # noqa: E402
-from hpo.sweep.cluster import connect, disconnect, preflight  # noqa: E402
 from hpo.sweep.engine import SweepPlan, SweepSetup, collect_result, run_sweep  # noqa: E402
 from hpo.sweep.ledger import Ledger  # noqa: E402
 
 CHEAP = "hpo.testing:quadratic_train_fn"
 HERE = Path(__file__).parent
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = connect(None, tmp_path_factory.mktemp("ray"), num_cpus=2, object_store_memory=200_000_000)
-    try:
-        preflight(c)
-        yield c
-    finally:
-        disconnect(c)
 
 
 def _setup(sweep_dir: Path, *, backend: str = "function", epochs: int = 3, options: dict | None = None,
