@@ -4,7 +4,7 @@ Recommended multi-fidelity settings (Optuna's docs, "Efficient Optimization Algo
 best paired with HyperbandPruner): HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=3),
 TPESampler(seed) with its defaults (n_startup_trials=10, multivariate=False). A trial reports every
 epoch (trial.report) and stops when trial.should_prune(): a stopping scheduler, no pause/resume.
-Conditionals are native (define-by-run: SearchSpace.to_optuna asks only for active params).
+Conditionals are native (define-by-run: hpo.space.adapters.suggest_optuna asks only for active params).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import itertools
 from typing import Any, Optional
 
 from bench.peers.clock import Start
+from hpo.space.adapters import suggest_optuna
 
 ALGORITHMS = {"tpe-hyperband": {"sampler": "TPESampler(seed)", "pruner": "HyperbandPruner",
                                 "min_resource": 1, "reduction_factor": 3}}
@@ -41,7 +42,7 @@ class OptunaPeer:
 
     def ask(self) -> Optional[Start]:
         trial = self.study.ask()
-        config = self.space.to_optuna(trial)
+        config = suggest_optuna(self.space, trial)
         return Start(trial=next(self._ids), config=self.to_objective(config), from_epoch=0,
                      to_epoch=self.full_budget, token=trial)
 

@@ -26,7 +26,7 @@ from gdino.errors import SchemaError, SpecError
 from hpo.space.domains import BoolDomain, CategoricalDomain, Domain, EmptyDomain, FloatDomain, IntDomain, _same
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    import optuna
+    pass
 
 OPS = (">", ">=", "<", "<=")
 
@@ -417,7 +417,7 @@ class SearchSpace:
             from hpo.space.gdino_rules import ARCHITECTURE_PARAMS
 
             fixed = ARCHITECTURE_PARAMS
-        keep = frozenset(fixed)
+        keep = self._with_ancestors(frozenset(fixed) & frozenset(self.names))
         out: dict[str, Any] = {}
         for p in self.params:
             if not self._is_active(p, out):
@@ -432,6 +432,17 @@ class SearchSpace:
                 continue
             out[p.name] = _explore(domain, current, rng, factor)
         return out
+
+    def _with_ancestors(self, names: frozenset[str]) -> frozenset[str]:
+        """`names` plus every parameter they depend on, transitively: a fixed parameter's range depends
+        on its parents' values, so holding it means holding them too."""
+        out, todo = set(names), list(names)
+        while todo:
+            for parent in self[todo.pop()].depends_on:
+                if parent in self.names and parent not in out:
+                    out.add(parent)
+                    todo.append(parent)
+        return frozenset(out)
 
     def grid(self, points_per_dim: int, *, max_configs: int = 100_000) -> list[dict[str, Any]]:
         """A grid in unit space (so log params get log-spaced points; choices give all options).
@@ -457,12 +468,6 @@ class SearchSpace:
         return configs
 
     # --- adapters: the Optuna / HyperOpt conversions live in hpo.space.adapters ---------------
-    def to_optuna(self, trial: "optuna.Trial") -> dict[str, Any]:
-        """Kept only for bench/peers/optuna_peer.py; new code calls hpo.space.adapters.suggest_optuna."""
-        from hpo.space.adapters import suggest_optuna
-
-        return suggest_optuna(self, trial)
-
     # --- presentation and application -----------------------------------------------------------
     def table(self) -> list[dict[str, Any]]:
         """One row per searched param: parameter, type, range, scale, weights, condition, dependency."""

@@ -96,6 +96,16 @@ def test_perturb_stays_feasible_and_moves(space):
     assert moved > 1500
 
 
+def test_perturb_holds_the_parents_of_a_fixed_parameter(space):
+    """crop_max is fixed (as an architecture parameter would be) and must stay > crop_min: so crop_min,
+    its parent, is held too, else a perturbed parent could leave the fixed value infeasible."""
+    rng = np.random.default_rng(5)
+    config = {**space.sample(rng), "crop_min": 500, "crop_max": 501}
+    for _ in range(300):
+        new = space.perturb(config, rng, resample_prob=0.5, fixed=["crop_max"])
+        assert (new["crop_min"], new["crop_max"]) == (500, 501) and space.is_feasible(new)
+
+
 def test_perturb_at_a_bound_reflects_instead_of_sticking(space):
     rng = np.random.default_rng(4)
     config = {**space.sample(rng), "lr": 1e-2}
