@@ -129,12 +129,14 @@ class SweepResult:
     def to_text(self) -> str:
         lines = [f"sweep {self.sweep_dir}: {self.state}"
                  + (f" (stop: {self.stop_reason}: {self.stop_detail})" if self.stop_reason else ""),
-                 f"{'trial':<14}{'state':<12}{'score':>10}{'epoch':>7}  config"]
-        for row in self.trials:
+                 ""]
+        names = [row["trial_id"] + (" (baseline)" if row.get("baseline") else "") for row in self.trials]
+        width = max([len("trial"), *map(len, names)]) + 2
+        lines[1] = f"{'trial':<{width}}{'state':<12}{'score':>10}{'epoch':>7}  config"
+        for name, row in zip(names, self.trials):
             score = f"{row['score']:.4f}" if row.get("score") is not None else "-"
             config = ", ".join(f"{k}={v}" for k, v in (row.get("config") or {}).items() if not k.startswith("__"))
-            name = row["trial_id"] + (" (baseline)" if row.get("baseline") else "")
-            lines.append(f"{name:<14}{row['state']:<12}{score:>10}{row.get('best_epoch') or '-':>7}  {config}")
+            lines.append(f"{name:<{width}}{row['state']:<12}{score:>10}{row.get('best_epoch') or '-':>7}  {config}")
         if self.best_trial_id:
             lines.append(f"best: trial {self.best_trial_id} {self.metric}={self.best_score:.4f} at epoch "
                          f"{self.best_epoch}; checkpoint {self.best_checkpoint}")
