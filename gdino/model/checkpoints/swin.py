@@ -15,7 +15,7 @@ All names here are relative to the backbone module.
 from __future__ import annotations
 
 import re
-from typing import Collection
+from typing import Callable, Collection
 
 import torch
 
@@ -50,36 +50,33 @@ def _level_norms_fresh(state: dict[str, torch.Tensor], out: Converted) -> None:
 
 
 def official_to_ours(state: dict[str, torch.Tensor]) -> Converted:
-    out = Converted()
-    for key, value in state.items():
-        if _BUFFER.search(key):
-            out.ignored[key] = RECOMPUTED
-        elif _CLASSIFIER.match(key):
-            out.ignored[key] = CLASSIFIER
-        elif _LEVEL_NORM.match(key):
-            out.state[key] = value
-        elif m := re.match(r"^layers\.(\d+)\.downsample\.(.+)$", key):
-            out.state[f"body.layers.{int(m.group(1)) + 1}.downsample.{m.group(2)}"] = value
-        elif key.startswith(("patch_embed.", "layers.")):
-            out.state["body." + key] = value
-        else:
-            out.unplaced.append(key)
-    _level_norms_fresh(state, out)
-    return out
+    """Microsoft's layout: a stage's patch merging is `layers.N.downsample` (end of stage N); ours, as
+    timm, holds it at the start of stage N+1."""
+    def rename(key: str) -> str:
+        m = re.match(r"^layers\.(\d+)\.downsample\.(.+)$", key)
+        return f"layers.{int(m.group(1)) + 1}.downsample.{m.group(2)}" if m else key
+
+    return _to_ours(state, rename)
 
 
 def timm_to_ours(state: dict[str, torch.Tensor]) -> Converted:
+    """timm's layout; `features_only` models name their stages `layers_N` instead of `layers.N`."""
+    return _to_ours(state, lambda key: re.sub(r"^layers_(\d+)\.", r"layers.\1.", key))
+
+
+def _to_ours(state: dict[str, torch.Tensor], rename: Callable[[str], str]) -> Converted:
+    """Backbone-relative Swin keys -> ours: buffers and the classifier are ignored (with the reason),
+    per-level output norms kept, stage tensors renamed under `body.`, anything else unplaced."""
     out = Converted()
     for key, value in state.items():
-        key_dots = re.sub(r"^layers_(\d+)\.", r"layers.\1.", key)  # features_only naming
         if _BUFFER.search(key):
             out.ignored[key] = RECOMPUTED
         elif _CLASSIFIER.match(key):
             out.ignored[key] = CLASSIFIER
         elif _LEVEL_NORM.match(key):
             out.state[key] = value
-        elif key_dots.startswith(("patch_embed.", "layers.")):
-            out.state["body." + key_dots] = value
+        elif (ours := rename(key)).startswith(("patch_embed.", "layers.")):
+            out.state["body." + ours] = value
         else:
             out.unplaced.append(key)
     _level_norms_fresh(state, out)
