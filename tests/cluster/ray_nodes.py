@@ -11,11 +11,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import requests
+from waiting import wait_for  # noqa: E402
 
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 180
@@ -31,17 +31,6 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def wait_for(probe: Callable[[], object], timeout_s: float, what: str) -> object:
-    """Poll `probe` until it returns something truthy (a bounded wait on a condition, not a timing)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not reached within {timeout_s} s")
 
 
 class LocalRayNode:

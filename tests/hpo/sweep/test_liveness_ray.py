@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(480)]
 
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 from hpo.sweep.engine import SweepPlan, SweepSetup, run_sweep  # noqa: E402
 from hpo.sweep.ledger import Ledger  # noqa: E402
@@ -39,16 +39,6 @@ def _setup(sweep_dir: Path, *, backend: str = "function", epochs: int = 2, optio
 
 def _grid(lrs: list[float]) -> SweepPlan:
     return SweepPlan(param_space={"train.optim.lr": tune.grid_search(lrs)})
-
-
-def _wait_for(check: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)  # polling for an event, not a timed assertion
-    raise TimeoutError("condition not reached")
 
 
 # ------------------------------------------------------------------ long epochs live, hung steps do not
@@ -128,8 +118,8 @@ def test_a_trial_whose_driver_dies_is_retried_from_its_checkpoint(cluster, tmp_p
     outcome: dict[str, Any] = {}
     sweep = threading.Thread(target=lambda: outcome.update(result=run_sweep(setup, _grid([0.1]), cluster)))
     sweep.start()
-    pid = _wait_for(lambda: next((int(p.read_text()) for p in hold.glob("*.pid")), None), 240)
-    _wait_for(lambda: any(e["event"] == "result" for e in Ledger(setup.sweep_dir, "val_mAP50", "max").events()), 120)
+    pid = wait_for(lambda: next((int(p.read_text()) for p in hold.glob("*.pid")), None), 240)
+    wait_for(lambda: any(e["event"] == "result" for e in Ledger(setup.sweep_dir, "val_mAP50", "max").events()), 120)
     os.kill(pid, signal.SIGKILL)
     sweep.join(300)
     [trial] = outcome["result"].trials

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,8 @@ import pytest
 pytestmark = [pytest.mark.ray, pytest.mark.reliability, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 ray = pytest.importorskip("ray")
+
+from waiting import wait_for  # noqa: E402
 
 from hpo.sweep.ledger import Ledger  # noqa: E402
 
@@ -73,16 +74,6 @@ def _saved_after(events: list[dict], saved_at: float) -> bool:
     return bool(events) and saved_at >= max(e["ts"] for e in events) + 1.0
 
 
-def _wait_for(probe: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"kill point not reached within {timeout_s} s")
-
-
 def kill_and_resume(cluster, tmp_path: Path, spec: dict,
                     kill_point: Callable[[list[dict], dict[str, str]], bool]) -> dict:
     """Run the sweep in a child, SIGKILL it once `kill_point(ledger events, Tune's saved statuses)` holds
@@ -102,7 +93,7 @@ def kill_and_resume(cluster, tmp_path: Path, spec: dict,
             events, (saved, saved_at) = _events(sweep_dir), _tune_saved(sweep_dir)
             return child.poll() is None and kill_point(events, saved) and _saved_after(events, saved_at)
 
-        _wait_for(reached, 600)  # a loaded 2-core machine starts a trial in 10-50 s
+        wait_for(reached, 600, "the kill point")  # a loaded 2-core machine starts a trial in 10-50 s
     finally:
         child.send_signal(signal.SIGKILL)  # the sweep's driver, mid-sweep
         child.wait()

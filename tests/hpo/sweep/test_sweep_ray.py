@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(480)]
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 from gdino.errors import SweepError  # noqa: E402
 from hpo.sweep.engine import SweepPlan, SweepSetup, collect_result, run_sweep  # noqa: E402
@@ -102,9 +102,9 @@ def test_killed_train_worker_is_retried_from_its_checkpoint(cluster, tmp_path):
     outcome: dict[str, Any] = {}
     sweep = threading.Thread(target=lambda: outcome.update(result=run_sweep(setup, _grid([0.1]), cluster)))
     sweep.start()
-    pid = _wait_for(lambda: next((int(p.read_text()) for p in hold.glob("*.pid")), None), 240)
+    pid = wait_for(lambda: next((int(p.read_text()) for p in hold.glob("*.pid")), None), 240)
     # epoch 1's checkpoint has reached Train's checkpoint manager (and Tune) before the kill
-    _wait_for(lambda: any(e["event"] == "result" for e in _events(Path(setup.sweep_dir))), 120)
+    wait_for(lambda: any(e["event"] == "result" for e in _events(Path(setup.sweep_dir))), 120)
     os.kill(pid, signal.SIGKILL)  # the Train worker process, mid-trial (it waits at epoch 2)
     sweep.join(300)
     result = outcome["result"]
@@ -130,7 +130,7 @@ def test_resume_after_the_driver_is_killed(cluster, tmp_path):
         def second_trial_running() -> bool:
             kinds = [e["event"] for e in _events(sweep_dir)]
             return kinds.count("complete") >= 1 and kinds.count("start") >= 2 or None
-        _wait_for(second_trial_running, 180)
+        wait_for(second_trial_running, 180)
     finally:
         child.kill()  # SIGKILL the sweep's driver
         child.wait()
@@ -146,16 +146,6 @@ def test_resume_after_the_driver_is_killed(cluster, tmp_path):
     assert len(completes) == len(set(completes)) == 4
     starts = [e["trial_id"] for e in _events(sweep_dir) if e["event"] == "start"]
     assert all(starts.count(t) == 1 for t in finished_before)  # finished trials never ran again
-
-
-def _wait_for(probe, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"condition not reached within {timeout_s} s")
 
 
 # ------------------------------------------------------------------ a pausing algorithm, tracked (issue 5 + 6)

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 from tracking_server import MlflowServer, tags_of
+from waiting import wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.reliability, pytest.mark.mlflow_server, pytest.mark.slow,
               pytest.mark.timeout(600)]
@@ -37,16 +36,6 @@ def cluster(tmp_path_factory):
         yield c
     finally:
         disconnect(c)
-
-
-def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)  # polling for an event, not a timed assertion
-    raise TimeoutError(what)
 
 
 def _results(sweep_dir: Path) -> list[dict]:
@@ -79,12 +68,12 @@ def test_driver_killed_during_an_outage_then_resumed_loses_no_metric(cluster, ml
                              env={**os.environ, "PYTHONPATH": str(Path.cwd())},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _stored_epochs(mlflow_server, experiment) >= 1 or child.poll() is not None, 300,
+        wait_for(lambda: _stored_epochs(mlflow_server, experiment) >= 1 or child.poll() is not None, 300,
                   "a first epoch in the store")
         assert child.poll() is None
         mlflow_server.stop()  # the outage: from here the killed driver's writes can only be buffered
         at_stop = len(_results(sweep_dir))
-        _wait_for(lambda: len(_results(sweep_dir)) >= at_stop + 2, 240, "two epochs during the outage")
+        wait_for(lambda: len(_results(sweep_dir)) >= at_stop + 2, 240, "two epochs during the outage")
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)

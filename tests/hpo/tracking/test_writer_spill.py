@@ -8,26 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
+from waiting import wait_for  # noqa: E402
 
 from hpo.tracking.writer import MlflowWriter
 
 HERE = Path(__file__).parent
 KEYS = ("val_mAP50", "train_loss")
-
-
-def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)  # polling for an event, not a timed assertion
-    raise TimeoutError(what)
 
 
 def _history(uri: str, experiment: str, key: str) -> list[int]:
@@ -88,11 +77,11 @@ def test_a_writer_killed_during_an_outage_loses_nothing(mlflow_server, tmp_path,
     child = subprocess.Popen([sys.executable, str(HERE / "spill_children.py"), "writer", str(args)],
                              env={**os.environ, "PYTHONPATH": str(Path.cwd())})
     try:
-        _wait_for(lambda: (tmp_path / "flushed").exists() or child.poll() is not None, 120, "first writes")
+        wait_for(lambda: (tmp_path / "flushed").exists() or child.poll() is not None, 120, "first writes")
         assert child.poll() is None
         mlflow_server.stop()
         (tmp_path / "outage").write_text("down")
-        _wait_for(lambda: (tmp_path / "queued").exists(), 60, "buffered writes")
+        wait_for(lambda: (tmp_path / "queued").exists(), 60, "buffered writes")
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
