@@ -3,7 +3,7 @@ beside the real peers (TAO AutoML's own brains, SMAC3, syne-tune, DEHB, Optuna),
 
     python bench/search.py --tasks 3945 7593 --seeds 10 [--algorithms asha bohb ...]
                            [--peers tao smac synetune dehb optuna] [--workers 1 4] [--launch-cost 29.4]
-                           [--objective lcbench|gdino-proxy] [--jobs 2] [--max-time 300000]
+                           [--objective lcbench|gdino-proxy] [--jobs 2] [--budget-trainings 200]
                            [--png search.png] [--json search.json]
 
 Our production algorithms (hpo.algorithms: the same searcher and scheduler objects a sweep hands to Ray
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -37,7 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
+# one BLAS/OpenMP thread per process, set before numpy loads: `--jobs` processes share the cores, and the
+# peers' GP and forest fits ran 2.5x slower oversubscribed (tao:bayesian, 2 cores, 2 jobs)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,6 +60,9 @@ DEFAULT_ALGORITHMS = ("asha", "bohb", "dehb", "hyperband", "hyperband_es", "baye
 # Tune + Ray Train time outside training per trial, median (bench/README.md, `overhead.py`, 2026-11-24)
 LAUNCH_COST_S = 29.42
 TAO_DEFAULTS = ("tao:bayesian", "tao:hyperband")
+# compute per run in full trainings: our default needs 15-30 (10-seed medians, 2026-12-02), random search
+# about 700 (top 0.1 %); 200 measures ratios up to ~7x exactly and keeps every library's run short
+BUDGET_TRAININGS = 200.0
 
 
 def lcbench_space():
@@ -121,6 +130,20 @@ class LCBenchObjective:
         return float(curve[e - 1] - (curve[e - 2] if e >= 2 else 0.0))
 
 
+def full_training_cost(surrogate: Surrogate, space, n: int = 500, seed: int = 7) -> float:
+    """Mean simulated seconds of one 52-epoch training over n random configurations (launch excluded)."""
+    rng = np.random.default_rng(seed)
+    configs = [space.sample(rng) for _ in range(n)]
+    return float(surrogate.predict(configs, np.array([MAX_EPOCH]))[:, 0].mean())
+
+
+def time_budget(training_s: float, launch_cost: float, trainings: float, workers: int) -> float:
+    """Simulated seconds a run may take: `trainings` full trainings (with their launch) of compute,
+    shared by `workers`. LCBench tasks differ 20x in epoch cost; a budget in trainings gives every task
+    the same room, and 1 and 4 workers the same compute."""
+    return trainings * (training_s + launch_cost) / workers
+
+
 def target_for(surrogate: Surrogate, space, n: int = 20_000, seed: int = 2024) -> tuple[float, float]:
     """(target = 99.9th percentile, best) of val_accuracy at 52 epochs over n random configs."""
     rng = np.random.default_rng(seed)
@@ -178,30 +201,6 @@ def make(name: str, space, seed: int) -> Any:
     return make_algorithm(name, space, AutoMLConfig(algorithm=name, **knobs), METRIC, seed=seed)
 
 
-def _launch_cost_simulator(launch_cost: float) -> Any:
-    """hpo.algorithms.simulator.Simulator whose every trial start and resume also pays `launch_cost`."""
-    import heapq
-
-    from hpo.algorithms.simulator import Simulator
-
-    class LaunchCostSimulator(Simulator):
-        _launching: Optional[str] = None
-
-        def _start(self, trial: Any) -> None:
-            self._launching = trial.trial_id
-            super()._start(trial)
-
-        def _schedule_epoch(self, trial: Any) -> None:  # Simulator._schedule_epoch plus the launch
-            sim = self._sim[trial.trial_id]
-            cost = max(self.objective.epoch_cost(sim.config, sim.epoch + 1), 0.0)
-            if self._launching == trial.trial_id:
-                cost += launch_cost
-                self._launching = None
-            heapq.heappush(self._events, (self._now + cost, int(trial.trial_id), trial.trial_id))
-
-    return LaunchCostSimulator
-
-
 @dataclass
 class Outcome:
     time_to_target: Optional[float]
@@ -236,6 +235,8 @@ def _objective(task: str, kind: str) -> Any:
 
 
 def run_unit(u: Unit) -> Outcome:
+    from hpo.algorithms.simulator import Simulator
+
     objective, space = _objective(u.task, u.objective), space_for(u.objective)
     started = time.perf_counter()
     if ":" in u.name:
@@ -249,8 +250,8 @@ def run_unit(u: Unit) -> Outcome:
     alg = make(u.name, space, u.seed)
     limit = alg.num_samples if u.name == "bayesian" else 1_000_000  # others run until the time budget
     # a run stops at the target: its regret curve is flat from there (the time to target is what counts)
-    sim = _launch_cost_simulator(u.launch_cost)(alg, objective, workers=u.workers, max_time=u.max_time,
-                                                target=u.target, max_trials=limit)
+    sim = Simulator(alg, objective, workers=u.workers, max_time=u.max_time, target=u.target, max_trials=limit,
+                    launch_cost=u.launch_cost)
     run = sim.run()
     starts = sum(t.starts for t in run.trials.values())
     return Outcome(run.time_to(u.target, "max"), run.trace, len(run.trials), starts,
@@ -324,12 +325,18 @@ def compare(task_report: dict, default: str) -> dict[str, Any]:
     key = lambda a: (peers[a]["median_time_to_target_s"], -peers[a]["solved"])  # noqa: E731
     best = min(peers, key=key)
     out["best_peer"] = best
-    out["vs_best_peer"] = ratio(peers[best], algs[default])
+    # every algorithm of ours against the same rivals: which one the figures support as the default
+    out["ours"] = {a: _rivals(algs, best, a) for a in algs if ":" not in a and a != "random"}
+    out.update(out["ours"].get(default, {}))
+    out["ours_vs_best_peer"] = {a: c["vs_best_peer"]["ratio"] for a, c in out["ours"].items()}
+    return out
+
+
+def _rivals(algs: dict, best_peer: str, ours: str) -> dict[str, Any]:
+    out = {"vs_best_peer": ratio(algs[best_peer], algs[ours])}
     for tao in TAO_DEFAULTS:
         if tao in algs:
-            out[f"vs_{tao}"] = ratio(algs[tao], algs[default])
-    ours = {a: r for a, r in algs.items() if ":" not in a and a != "random"}
-    out["ours_vs_best_peer"] = {a: ratio(peers[best], r)["ratio"] for a, r in ours.items()}
+            out[f"vs_{tao}"] = ratio(algs[tao], algs[ours])
     return out
 
 
@@ -344,9 +351,12 @@ def _fmt_ratio(c: Optional[dict]) -> str:
     return f"{mark}{c['ratio']:.2f}"
 
 
-def goal_summary(per_task: dict) -> dict[str, Any]:
-    """Issue 14's goal on these tasks: ratio >= 1.0 vs the best peer on >= 6 of 8, >= 1.5 vs TAO's defaults."""
-    comps = [rep["comparison"] for rep in per_task.values() if "vs_best_peer" in rep["comparison"]]
+def goal_summary(per_task: dict, algorithm: Optional[str] = None) -> dict[str, Any]:
+    """Issue 14's goal on these tasks: ratio >= 1.0 vs the best peer on >= 6 of 8, >= 1.5 vs TAO's defaults;
+    for our default, or for `algorithm` (one of ours)."""
+    comps = [rep["comparison"] if algorithm is None else rep["comparison"].get("ours", {}).get(algorithm, {})
+             for rep in per_task.values()]
+    comps = [c for c in comps if "vs_best_peer" in c]
     ok = lambda c, need: c["ratio"] >= need and c["bound"] in ("exact", "lower")  # noqa: E731
     out = {"tasks": len(comps), "no_slower_than_best_peer": sum(ok(c["vs_best_peer"], 1.0) for c in comps)}
     for tao in TAO_DEFAULTS:
@@ -365,8 +375,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--launch-cost", type=float, default=LAUNCH_COST_S,
                         help="simulated seconds per trial start and per resume (default: Tune + Train, measured)")
     parser.add_argument("--objective", choices=("lcbench", "gdino-proxy"), default="lcbench")
-    parser.add_argument("--max-time", type=float, default=300_000.0, help="simulated seconds per run")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    parser.add_argument("--budget-trainings", type=float, default=BUDGET_TRAININGS,
+                        help="compute per run, in full 52-epoch trainings of the task (launch included), "
+                             "shared by the workers (default %(default)s)")
+    parser.add_argument("--max-time", type=float, default=None,
+                        help="simulated seconds per run, the same for every task (instead of --budget-trainings)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel processes")
     parser.add_argument("--png", default="search.png")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--from-units", nargs="+", default=None, metavar="JSONL",
@@ -378,7 +392,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.workers = sorted({u.workers for u in loaded})
         args.seeds = max(u.seed for u in loaded) + 1
         first = next(iter(loaded))
-        args.objective, args.max_time, args.launch_cost = first.objective, first.max_time, first.launch_cost
+        args.objective, args.launch_cost = first.objective, first.launch_cost
         args.algorithms = list(dict.fromkeys(u.name for u in loaded if ":" not in u.name))
         args.peers = list(dict.fromkeys(u.name for u in loaded if ":" in u.name))
     held_out = [t for t in args.tasks if t not in DEVELOPMENT_TASKS]
@@ -389,16 +403,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     peer_algs = _peer_algorithms(args.peers)
     ours = ["random"] + [a for a in args.algorithms if a != "random"]
     names = ours + list(peer_algs)
-    report: dict[str, Any] = {"objective": args.objective, "max_time_s": args.max_time, "seeds": args.seeds,
+    report: dict[str, Any] = {"objective": args.objective, "seeds": args.seeds,
+                              "budget": (f"{args.max_time:.0f} simulated s per run" if args.max_time else
+                                         f"{args.budget_trainings:g} full trainings of compute per run"),
                               "launch_cost_s": args.launch_cost, "default_algorithm": DEFAULT_ALGORITHM,
                               "peer_settings": peer_algs, "runs": {}}
-    grid = np.geomspace(100.0, args.max_time, 200)
     started = time.perf_counter()
-    targets = {}
+    targets, budgets = {}, {}
     for task in args.tasks:
-        targets[task] = target_for(Surrogate(task), lcbench_space())
+        surrogate = Surrogate(task)
+        targets[task] = target_for(surrogate, lcbench_space())
+        training_s = full_training_cost(surrogate, lcbench_space())
+        for w in args.workers:
+            budgets[task, w] = args.max_time or time_budget(training_s, args.launch_cost, args.budget_trainings, w)
+    if loaded:
+        budgets = {(u.task, u.workers): u.max_time for u in loaded}
     # task by task, seed by seed: a run cut short still has every algorithm on its first tasks and seeds
-    units = [Unit(task, name, seed, w, args.objective, args.max_time, targets[task][0], args.launch_cost)
+    units = [Unit(task, name, seed, w, args.objective, budgets[task, w], targets[task][0], args.launch_cost)
              for task in args.tasks for seed in range(args.seeds) for w in args.workers for name in names]
     outcomes = loaded if loaded is not None else \
         _run_all(units, args.jobs, args.json_path + ".units.jsonl" if args.json_path else None)
@@ -408,8 +429,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         curves[w] = {}
         for task in args.tasks:
             target, best = targets[task]
-            def key(n: str, s: int, task: str = task, w: int = w, target: float = target) -> Unit:
-                return Unit(task, n, s, w, args.objective, args.max_time, target, args.launch_cost)
+            budget = budgets[task, w]
+            grid = np.geomspace(100.0, budget, 200)
+
+            def key(n: str, s: int, task: str = task, w: int = w, target: float = target,
+                    budget: float = budget) -> Unit:
+                return Unit(task, n, s, w, args.objective, budget, target, args.launch_cost)
 
             # a merged or cut log: the algorithms run here, on the seeds all of them finished
             here = [n for n in names if any(key(n, s) in outcomes for s in range(args.seeds))]
@@ -417,10 +442,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not seeds or "random" not in here:
                 continue
             runs = {n: [outcomes[key(n, s)] for s in seeds] for n in here}
-            rep: dict[str, Any] = {"target": target, "best_of_20000": best, "seeds_used": seeds, "algorithms": {}}
-            curves[w][task] = {}
+            rep: dict[str, Any] = {"target": target, "best_of_20000": best, "seeds_used": seeds,
+                                   "max_time_s": round(budget, 1),
+                                   "regret_grid_s": [round(float(g), 1) for g in grid], "algorithms": {}}
+            curves[w][task] = {"grid": grid}
             for n in here:
-                entry = summarize(runs[n], runs["random"], args.max_time)
+                entry = summarize(runs[n], runs["random"], budget)
                 entry["default"] = n == DEFAULT_ALGORITHM
                 if ":" in n:
                     entry["settings"] = peer_algs[n]
@@ -433,11 +460,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                 rep["algorithms"][n] = entry
             rep["comparison"] = compare(rep, DEFAULT_ALGORITHM)
             per_task[task] = rep
-        report["runs"][f"workers={w}"] = {"workers": w, "tasks": per_task, "goal": goal_summary(per_task)}
-    report["regret_grid_s"] = [round(float(g), 1) for g in grid]
+        report["runs"][f"workers={w}"] = {
+            "workers": w, "tasks": per_task, "goal": goal_summary(per_task),
+            "goal_by_algorithm": {a: goal_summary(per_task, a) for a in ours if a != "random"}}
     report["wall_s"] = time.perf_counter() - started
     _print_table(report)
-    _plot(curves, grid, args.png, DEFAULT_ALGORITHM, report)
+    _plot(curves, args.png, DEFAULT_ALGORITHM, report)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=1))
     return 0
@@ -506,8 +534,8 @@ def _run_all(units: list[Unit], jobs: int, log_path: Optional[str] = None) -> di
 
 def _print_table(report: dict) -> None:
     print(f"LCBench surrogate ({report['objective']}), simulated time, up to {report['seeds']} seeds, "
-          f"launch cost {report['launch_cost_s']:.1f} s per start/resume, budget {report['max_time_s']:.0f} s "
-          f"per run (>= : median censored at the budget, a lower bound)")
+          f"launch cost {report['launch_cost_s']:.1f} s per start/resume, budget {report['budget']} "
+          f"(>= : median censored at the budget, a lower bound)")
     for key, run in report["runs"].items():
         print(f"\n== {key}")
         print(f"{'task':>7} {'algorithm':<22} {'solved':>7} {'median t->target':>17} "
@@ -522,15 +550,21 @@ def _print_table(report: dict) -> None:
                 print(f"{task:>7} {tag}{a:<21} {r['solved']:>4}/{r['solved'] + r['censored']:<2} {_fmt_time(r):>17} "
                       f"{r['median_speedup_vs_random']:>22.2f}x [{r['speedup_q25']:.2f}, {r['speedup_q75']:.2f}]"
                       f" {extra:>14}")
+            print(f"{'':>7} -> budget {rep['max_time_s']:.0f} simulated s")
             if "best_peer" in comp:
                 tao = "  ".join(f"{t}/ours {_fmt_ratio(comp.get('vs_' + t))}" for t in TAO_DEFAULTS)
                 print(f"{'':>7} -> best peer {comp['best_peer']}: best peer/ours {_fmt_ratio(comp['vs_best_peer'])}"
                       f"  {tao}")
         print(f"goal ({key}): {run['goal']}")
+        for a, goal in run["goal_by_algorithm"].items():
+            if goal["tasks"]:
+                print(f"    {a:<14} no slower than the best peer on {goal['no_slower_than_best_peer']}/{goal['tasks']}"
+                      f", >= 1.5x tao:bayesian on {goal['at_least_1.5x_faster_than_tao:bayesian']}"
+                      f", >= 1.5x tao:hyperband on {goal['at_least_1.5x_faster_than_tao:hyperband']}")
     print(f"wall time {report['wall_s']:.0f} s")
 
 
-def _plot(curves: dict, grid: np.ndarray, path: str, default: str, report: dict) -> None:
+def _plot(curves: dict, path: str, default: str, report: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -547,6 +581,7 @@ def _plot(curves: dict, grid: np.ndarray, path: str, default: str, report: dict)
             if per_alg is None:
                 ax.set_visible(False)
                 continue
+            grid = per_alg["grid"]
             comp = report["runs"][f"workers={w}"]["tasks"][task]["comparison"]
             shown = [(default, f"ours: {default}", "C0"), ("random", "random", "0.6")]
             if comp.get("best_peer"):

@@ -36,8 +36,10 @@ class OptunaPeer:
         self.space, self.to_objective, self.full_budget = space, to_objective, max_epoch
         pruner = optuna.pruners.HyperbandPruner(min_resource=settings["min_resource"], max_resource=max_epoch,
                                                 reduction_factor=settings["reduction_factor"])
-        self.study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                         pruner=pruner)
+        # a fixed study name: HyperbandPruner puts a trial in a bracket by hashing study name + trial number,
+        # and an unnamed study gets a random one (the same seed gave different sweeps before)
+        self.study = optuna.create_study(study_name=f"bench-{seed}", direction="maximize",
+                                         sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
         self._ids = itertools.count()
 
     def ask(self) -> Optional[Start]:

@@ -9,10 +9,18 @@ rewrite per rung. A ResumeRecommendation (Hyperband promotion) continues the sam
 TAO's Hyperband keeps only brackets s >= 1 and budgets int(R / eta^s) * eta^k, so with R = 52 its
 largest budget is 51 epochs: a TAO trial counts for the target once it has trained its plan's largest
 budget (`full_budget`), the rule our own multi-fidelity algorithms follow.
+
+TAO persists its whole state as indented JSON files on every recommendation and result (tao_automl.state.
+StateStore), which makes a simulated run of thousands of trials quadratic in disk writes (a censored
+tao:asha run spent 93 % of its time there). The bench gives it `MemoryStateStore` instead: the same
+JSON round trip, done only when a value is read back, so the brains decide exactly as with files
+(tests/bench/test_peers.py compares both stores recommendation by recommendation).
 """
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import random
 import tempfile
 from typing import Any, Optional
@@ -35,6 +43,43 @@ ALGORITHMS = {
 PREFIX = "train"
 
 
+def memory_state_store() -> Any:
+    """tao_automl's StateStore kept in memory: a write keeps the object, a read returns its JSON round
+    trip (tao_automl's own normalisation, then json), which is what the file store would have returned."""
+    from tao_automl.state.state_store import StateStore
+    from tao_automl.utils.value_utils import normalize_json_value
+
+    class MemoryStateStore(StateStore):
+        def __init__(self, workspace_path: str) -> None:
+            super().__init__(workspace_path)
+            self._memory: dict[tuple[str, ...], Any] = {}
+
+        def _write_json(self, data: Any, *parts: str) -> None:
+            self._memory[parts] = data  # TAO saves freshly built objects; nothing mutates them after
+
+        def _read_json(self, *parts: str) -> Any:
+            if parts not in self._memory:
+                return None
+            normalized = normalize_json_value(self._memory[parts], path="persisted_state")
+            return json.loads(json.dumps(normalized, allow_nan=False))
+
+    return MemoryStateStore
+
+
+@contextlib.contextmanager
+def _state_store(kind: str) -> Any:
+    """While TAO's AutoML(...) is built, its StateStore is `kind` ("memory" or TAO's own "files")."""
+    from tao_automl.state import state_store
+
+    original = state_store.StateStore
+    if kind == "memory":
+        state_store.StateStore = memory_state_store()  # AutoML.__init__ imports the name at call time
+    try:
+        yield
+    finally:
+        state_store.StateStore = original
+
+
 def missing() -> Optional[str]:
     try:
         import tao_automl  # noqa: F401
@@ -48,7 +93,8 @@ class TAOPeer:
     per_epoch = False
 
     def __init__(self, algorithm: str, space: Any, seed: int, max_epoch: int, settings: dict,
-                 to_objective: Any) -> None:
+                 to_objective: Any, store: str = "memory") -> None:
+        self._store = store
         self._dir = tempfile.TemporaryDirectory(prefix="bench-tao-")
         self.algorithm, self.seed, self.to_objective, self._max_epoch = algorithm, seed, to_objective, max_epoch
         self.settings = {k: v for k, v in settings.items() if k != "default_brain"}
@@ -70,13 +116,14 @@ class TAOPeer:
         self._session += 1
         seed = self.seed + 10_007 * self._session
         schema, spec = to_tao_schema(self.space, PREFIX, self._max_epoch)
-        self.automl = AutoML(workspace=f"{self._dir.name}/{self._session}", network="lcbench", train_specs=spec,
-                             settings={"algorithm": self.algorithm, "metric": "val_accuracy",
-                                       "session_id": f"bench-{seed}", "automl_max_epochs": self._max_epoch,
-                                       **self.settings},
-                             automl_hyperparameters=[f"{PREFIX}.{p.name}" for p in self.space.params],
-                             search_schema=schema)
         logging.getLogger("tao_automl").setLevel(logging.WARNING)
+        with _state_store(self._store):
+            self.automl = AutoML(workspace=f"{self._dir.name}/{self._session}", network="lcbench", train_specs=spec,
+                                 settings={"algorithm": self.algorithm, "metric": "val_accuracy",
+                                           "session_id": f"bench-{seed}", "automl_max_epochs": self._max_epoch,
+                                           **self.settings},
+                                 automl_hyperparameters=[f"{PREFIX}.{p.name}" for p in self.space.params],
+                                 search_schema=schema)
         np.random.seed(seed)  # the brains draw from the global generators, seeded from hash(session id)
         random.seed(seed)
 
@@ -112,5 +159,6 @@ class TAOPeer:
             self.automl.report_result(rec_id, value, best_epoch=epoch)
 
 
-def make(algorithm: str, space: Any, seed: int, max_epoch: int, to_objective: Any) -> TAOPeer:
-    return TAOPeer(algorithm, space, seed, max_epoch, ALGORITHMS[algorithm], to_objective)
+def make(algorithm: str, space: Any, seed: int, max_epoch: int, to_objective: Any,
+         store: str = "memory") -> TAOPeer:
+    return TAOPeer(algorithm, space, seed, max_epoch, ALGORITHMS[algorithm], to_objective, store)

@@ -126,12 +126,15 @@ class Simulator:
 
     `max_time`: stop when simulated time passes it; `target`: stop once the best score reaches it;
     `max_trials`: override the algorithm's num_samples; `max_epochs`: each trial's epochs (default
-    the algorithm's trial_epochs)."""
+    the algorithm's trial_epochs); `launch_cost`: simulated seconds every start and every resume pays
+    before its first epoch (a real trial launch: Ray actor, Train workers, checkpoint load)."""
 
     def __init__(self, algorithm: Algorithm, objective: Objective, workers: int = 1, *,
                  max_time: Optional[float] = None, target: Optional[float] = None, max_trials: Optional[int] = None,
-                 max_epochs: Optional[int] = None, searcher: Any = None, scheduler: Any = None) -> None:
+                 max_epochs: Optional[int] = None, searcher: Any = None, scheduler: Any = None,
+                 launch_cost: float = 0.0) -> None:
         self.algorithm = algorithm
+        self.launch_cost = float(launch_cost)
         self.objective = objective
         self.workers = int(workers)
         self.max_time = max_time
@@ -151,6 +154,7 @@ class Simulator:
         self._sim: dict[str, SimTrial] = {}
         self._events: list[tuple[float, int, str]] = []   # (finish time, trial order, trial id)
         self._running: set[str] = set()
+        self._launching: set[str] = set()                  # started, first epoch not yet scheduled
         self._checkpoints: dict[str, int] = {}             # checkpoint path -> epoch of the weights
         self._now = 0.0
         self._exhausted = False
@@ -220,12 +224,16 @@ class Simulator:
         sim.state = "RUNNING"
         trial.set_status(Trial.RUNNING)
         self._running.add(trial.trial_id)
+        self._launching.add(trial.trial_id)
         self._schedule_epoch(trial)
 
     def _schedule_epoch(self, trial: Trial) -> None:
         sim = self._sim[trial.trial_id]
-        cost = self.objective.epoch_cost(sim.config, sim.epoch + 1)
-        heapq.heappush(self._events, (self._now + max(cost, 0.0), int(trial.trial_id), trial.trial_id))
+        cost = max(self.objective.epoch_cost(sim.config, sim.epoch + 1), 0.0)
+        if trial.trial_id in self._launching:
+            self._launching.discard(trial.trial_id)
+            cost += self.launch_cost
+        heapq.heappush(self._events, (self._now + cost, int(trial.trial_id), trial.trial_id))
 
     def _epoch_done(self, trial: Trial) -> None:
         sim = self._sim[trial.trial_id]

@@ -52,8 +52,6 @@ def test_peer_improves_on_its_first_configuration(name: str) -> None:
     peer_name = name.split(":")[0]
     if peers.missing(peer_name):
         pytest.skip(peers.missing(peer_name))
-    if name == "tao:bayesian":
-        pytest.skip("TAO's GP brain takes minutes per run on 2 cores; covered by bench/search.py")
     objective = Quadratic()
     peer = peers.make(name, _space(), seed=0, max_epoch=MAX_EPOCH)
     run = run_peer(peer, objective, "val_accuracy", workers=2, max_time=400.0, target=None, launch_cost=1.0)
@@ -106,3 +104,35 @@ def test_clock_charges_launches_and_only_new_epochs_and_counts_full_budget_trial
     assert run.starts == 3 and run.epochs == 6 and run.trials == 2
     assert run.trace == [(33.0, 14.0)]
     assert peer.ended == [("t0", 2, 12.0), ("t1", 2, 22.0), ("t0", 4, 14.0)]
+
+
+@pytest.mark.parametrize("brain", ["hyperband", "hyperband_es", "bohb", "asha"])
+def test_tao_brains_decide_the_same_with_the_memory_state_store_as_with_files(brain: str) -> None:
+    if peers.missing("tao"):
+        pytest.skip(peers.missing("tao"))
+    from bench.peers import tao_peer
+
+    def decisions(store: str) -> list[tuple]:
+        objective = Quadratic()
+        peer = tao_peer.make(brain, _space(), seed=3, max_epoch=MAX_EPOCH, to_objective=dict, store=store)
+        run = run_peer(peer, objective, "val_accuracy", workers=2, max_time=250.0, target=None, launch_cost=1.0)
+        return [tuple(sorted(c.items())) for c in objective.seen] + [("trials", run.trials, run.starts)]
+
+    on_files = decisions("files")
+    assert len(on_files) > 20
+    assert decisions("memory") == on_files
+
+
+@pytest.mark.parametrize("name", ["optuna:tpe-hyperband", "synetune:asha", "dehb:dehb", "tao:hyperband"])
+def test_same_seed_same_run(name: str) -> None:
+    peer_name = name.split(":")[0]
+    if peers.missing(peer_name):
+        pytest.skip(peers.missing(peer_name))
+
+    def seen() -> list[tuple]:
+        objective = Quadratic()
+        run_peer(peers.make(name, _space(), seed=4, max_epoch=MAX_EPOCH), objective, "val_accuracy", workers=2,
+                 max_time=300.0, target=None, launch_cost=1.0)
+        return [tuple(sorted(c.items())) for c in objective.seen]
+
+    assert seen() == seen()

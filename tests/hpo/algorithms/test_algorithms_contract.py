@@ -143,3 +143,20 @@ def test_simulator_trace_follows_the_best_trial_rule_and_stops_at_a_target(name)
     stopped = Simulator(build(name), OBJECTIVE, workers=3, target=target).run()
     assert stopped.stop_reason == "target" and stopped.time == run.time_to(target, "max")
     assert stopped.epochs <= run.epochs
+
+
+@pytest.mark.parametrize("name", ["bohb", "asha"])
+def test_every_start_and_every_resume_pays_the_launch_cost_once(name):
+    """Hyperband promotions resume a paused trial: each such start pays `launch_cost` once, on top of
+    the epochs it trains; epochs inside a running trial pay nothing extra."""
+    plain = Simulator(build(name, seed=5), FunctionObjective(lambda c, e: {METRIC: e}, cost=2.0), workers=1).run()
+    launched = Simulator(build(name, seed=5), FunctionObjective(lambda c, e: {METRIC: e}, cost=2.0), workers=1,
+                         launch_cost=7.0).run()
+    starts = sum(t.starts for t in launched.trials.values())
+    assert starts == sum(t.starts for t in plain.trials.values()) >= len(launched.trials)
+    assert launched.epochs == plain.epochs
+    # one worker: simulated time is the sum of what every start and epoch costs
+    assert plain.time == pytest.approx(2.0 * plain.epochs)
+    assert launched.time == pytest.approx(2.0 * launched.epochs + 7.0 * starts)
+    if name == "bohb":
+        assert starts > len(launched.trials)  # promotions resumed, and paid again

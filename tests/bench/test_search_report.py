@@ -1,0 +1,62 @@
+"""bench/search.py's reporting rules: the per-task time budget, censored medians, and the ratios the
+issue-14 goal is read from (a censored median is only a bound, and only a bound in our favour counts)."""
+from __future__ import annotations
+
+import pytest
+
+from bench.search import censored_median, goal_summary, ratio, time_budget
+
+
+def test_budget_is_the_same_compute_in_full_trainings_for_every_worker_count() -> None:
+    one = time_budget(training_s=100.0, launch_cost=20.0, trainings=200, workers=1)
+    four = time_budget(training_s=100.0, launch_cost=20.0, trainings=200, workers=4)
+    assert one == pytest.approx(24_000.0)
+    assert four * 4 == pytest.approx(one)
+
+
+def test_censored_median_is_a_lower_bound_only_when_it_falls_on_a_censored_seed() -> None:
+    assert censored_median([10.0, 20.0, None], budget=100.0) == (20.0, False)
+    assert censored_median([10.0, None, None], budget=100.0) == (100.0, True)
+
+
+def _entry(median: float, lower: bool) -> dict:
+    return {"median_time_to_target_s": median, "median_is_lower_bound": lower, "solved": 10}
+
+
+def test_ratio_keeps_what_censoring_allows_to_say() -> None:
+    assert ratio(_entry(300.0, False), _entry(100.0, False)) == {"ratio": 3.0, "bound": "exact"}
+    assert ratio(_entry(300.0, True), _entry(100.0, False))["bound"] == "lower"    # theirs is even slower
+    assert ratio(_entry(300.0, False), _entry(100.0, True))["bound"] == "upper"    # ours may be slower
+    assert ratio(_entry(300.0, True), _entry(300.0, True))["bound"] == "unknown"
+
+
+def test_goal_counts_only_exact_ratios_or_lower_bounds() -> None:
+    def comparison(vs_peer: dict, vs_hyperband: dict) -> dict:
+        return {"comparison": {"vs_best_peer": vs_peer, "vs_tao:hyperband": vs_hyperband}}
+
+    per_task = {"a": comparison({"ratio": 1.2, "bound": "exact"}, {"ratio": 2.0, "bound": "lower"}),
+                "b": comparison({"ratio": 1.5, "bound": "upper"}, {"ratio": 1.4, "bound": "exact"}),
+                "c": comparison({"ratio": 0.9, "bound": "exact"}, {"ratio": 9.0, "bound": "unknown"})}
+    goal = goal_summary(per_task)
+    assert goal["tasks"] == 3
+    assert goal["no_slower_than_best_peer"] == 1
+    assert goal["at_least_1.5x_faster_than_tao:hyperband"] == 1
+    assert goal["at_least_1.5x_faster_than_tao:bayesian"] == 0
+
+
+def _algorithms(**medians: float) -> dict:
+    return {"algorithms": {name.replace("_", ":"): _entry(m, False) for name, m in medians.items()}}
+
+
+def test_compare_ranks_every_one_of_ours_against_the_same_best_peer() -> None:
+    from bench.search import compare
+
+    task = _algorithms(random=900.0, bohb=100.0, tpe=400.0, optuna_tpe=200.0, tao_hyperband=300.0)
+    comp = compare(task, default="bohb")
+    assert comp["best_peer"] == "optuna:tpe"
+    assert comp["vs_best_peer"] == {"ratio": 2.0, "bound": "exact"}            # the default's own entry
+    assert comp["ours"]["tpe"]["vs_best_peer"]["ratio"] == 0.5
+    assert comp["ours"]["bohb"]["vs_tao:hyperband"]["ratio"] == 3.0
+    per_task = {"t": {"comparison": comp}}
+    assert goal_summary(per_task, "tpe")["no_slower_than_best_peer"] == 0
+    assert goal_summary(per_task)["no_slower_than_best_peer"] == 1
