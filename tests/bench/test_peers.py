@@ -106,7 +106,7 @@ def test_clock_charges_launches_and_only_new_epochs_and_counts_full_budget_trial
     assert peer.ended == [("t0", 2, 12.0), ("t1", 2, 22.0), ("t0", 4, 14.0)]
 
 
-@pytest.mark.parametrize("brain", ["hyperband", "hyperband_es", "bohb", "asha"])
+@pytest.mark.parametrize("brain", ["hyperband", "hyperband_es", "bohb", "asha", "dehb", "bayesian"])
 def test_tao_brains_decide_the_same_with_the_memory_state_store_as_with_files(brain: str) -> None:
     if peers.missing("tao"):
         pytest.skip(peers.missing("tao"))
