@@ -328,7 +328,6 @@ def compare(task_report: dict, default: str) -> dict[str, Any]:
     # every algorithm of ours against the same rivals: which one the figures support as the default
     out["ours"] = {a: _rivals(algs, best, a) for a in algs if ":" not in a and a != "random"}
     out.update(out["ours"].get(default, {}))
-    out["ours_vs_best_peer"] = {a: c["vs_best_peer"]["ratio"] for a, c in out["ours"].items()}
     return out
 
 
@@ -545,8 +544,8 @@ def _print_table(report: dict) -> None:
             for a, r in rep["algorithms"].items():
                 tag = "*" if r["default"] else " "
                 extra = _fmt_ratio(comp.get("vs_best_peer")) if r["default"] else ""
-                if not r["default"] and a in comp.get("ours_vs_best_peer", {}):
-                    extra = f"({comp['ours_vs_best_peer'][a]:.2f})"
+                if not r["default"] and a in comp.get("ours", {}):
+                    extra = f"({comp['ours'][a]['vs_best_peer']['ratio']:.2f})"
                 print(f"{task:>7} {tag}{a:<21} {r['solved']:>4}/{r['solved'] + r['censored']:<2} {_fmt_time(r):>17} "
                       f"{r['median_speedup_vs_random']:>22.2f}x [{r['speedup_q25']:.2f}, {r['speedup_q75']:.2f}]"
                       f" {extra:>14}")

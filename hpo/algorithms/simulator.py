@@ -154,7 +154,6 @@ class Simulator:
         self._sim: dict[str, SimTrial] = {}
         self._events: list[tuple[float, int, str]] = []   # (finish time, trial order, trial id)
         self._running: set[str] = set()
-        self._launching: set[str] = set()                  # started, first epoch not yet scheduled
         self._checkpoints: dict[str, int] = {}             # checkpoint path -> epoch of the weights
         self._now = 0.0
         self._exhausted = False
@@ -224,15 +223,12 @@ class Simulator:
         sim.state = "RUNNING"
         trial.set_status(Trial.RUNNING)
         self._running.add(trial.trial_id)
-        self._launching.add(trial.trial_id)
-        self._schedule_epoch(trial)
+        self._schedule_epoch(trial, launch=self.launch_cost)  # a start or resume pays its launch once
 
-    def _schedule_epoch(self, trial: Trial) -> None:
+    def _schedule_epoch(self, trial: Trial, launch: float = 0.0) -> None:
         sim = self._sim[trial.trial_id]
         cost = max(self.objective.epoch_cost(sim.config, sim.epoch + 1), 0.0)
-        if trial.trial_id in self._launching:
-            self._launching.discard(trial.trial_id)
-            cost += self.launch_cost
+        cost += launch
         heapq.heappush(self._events, (self._now + cost, int(trial.trial_id), trial.trial_id))
 
     def _epoch_done(self, trial: Trial) -> None:
