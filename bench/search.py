@@ -491,11 +491,14 @@ def _peer_algorithms(requested: list[str]) -> dict[str, dict]:
         if why:
             print(f"peer {peer} skipped: {why}", file=sys.stderr)
             continue
-        algs = peers.algorithms(peer)
+        algs = peers.algorithms(peer, named=":" in item)
         if ":" in item:
             if item not in algs:
                 raise SystemExit(f"unknown peer algorithm {item}; {peer} has {', '.join(algs)}")
             algs = {item: algs[item]}
+        else:
+            for name, why in peers.on_request(peer).items():
+                print(f"{peer}:{name} runs only when named (--peers {peer}:{name}): {why}", file=sys.stderr)
         out.update(algs)
     return out
 

@@ -25,9 +25,17 @@ def missing(peer: str) -> Optional[str]:
     return module(peer).missing()
 
 
-def algorithms(peer: str) -> dict[str, dict]:
-    """`<peer>:<algorithm>` -> the settings it runs with (recorded in the JSON)."""
-    return {f"{peer}:{name}": dict(settings) for name, settings in module(peer).ALGORITHMS.items()}
+def algorithms(peer: str, named: bool = True) -> dict[str, dict]:
+    """`<peer>:<algorithm>` -> the settings it runs with (recorded in the JSON). `named=False` is what a
+    bare peer name (`--peers synetune`) runs: without the module's ON_REQUEST algorithms."""
+    mod = module(peer)
+    left_out = on_request(peer) if not named else {}
+    return {f"{peer}:{name}": dict(settings) for name, settings in mod.ALGORITHMS.items() if name not in left_out}
+
+
+def on_request(peer: str) -> dict[str, str]:
+    """Algorithms of `peer` that run only when named (`--peers peer:algorithm`), with the reason."""
+    return dict(getattr(module(peer), "ON_REQUEST", {}))
 
 
 def make(qualified: str, space: Any, seed: int, max_epoch: int, to_objective: Any = dict) -> Any:

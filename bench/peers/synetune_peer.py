@@ -22,6 +22,10 @@ from bench.peers.spaces import to_synetune
 _COMMON = {"grace_period": 1, "reduction_factor": 3, "brackets": 1, "type": "stopping (asynchronous)"}
 ALGORITHMS = {"asha": {"baseline": "ASHA", **_COMMON},
               "bohb": {"baseline": "BOHB", "top_n_percent": 15, "num_candidates": 64, **_COMMON}}
+# Out of the bare `--peers synetune` (run it as synetune:bohb): its KDE searcher refits on every result
+# and a censored 7593 run holds ~5000 trials, so it took 58 % of the full command (7593 alone
+# 45 %) while being the best peer on no task (bench/README.md has its figures).
+ON_REQUEST = {"bohb": "58 % of the full command's compute, best peer on no task (bench/README.md)"}
 UNAVAILABLE = {"mobster": "not in syne-tune 0.16", "hypertune": "not in syne-tune 0.16",
                "dehb": "not in syne-tune 0.16"}
 

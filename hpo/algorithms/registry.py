@@ -215,7 +215,8 @@ class PBTAlgorithm(Algorithm):
     def make_scheduler(self) -> Any:
         return SeededPBT(self.space, self.seed, metric=self.metric, mode=self.mode,
                          perturbation_interval=self.perturbation_interval,
-                         perturbation_factor=float(self.automl.perturbation_factor))
+                         perturbation_factor=float(self.automl.perturbation_factor),
+                         population_size=self.num_samples, max_t=self.trial_epochs)
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (

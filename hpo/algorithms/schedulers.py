@@ -354,13 +354,26 @@ class SeededPBT(PopulationBasedTraining):
     weights (checkpoint) and config of a random top-quantile member, then explores with
     `SearchSpace.perturb` (x/÷ factor, or resample with probability 0.2).
 
-    Two changes to Ray's class: its random draws come from our own seeded stream (Ray's uses the
-    global `random` module, which would make sweeps irreproducible), and it accepts our searcher,
-    which only supplies the initial population deterministically (Ray refuses any searcher)."""
+    Changes to Ray's class:
+    - its random draws come from our own seeded stream (Ray's uses the global `random` module, which
+      would make sweeps irreproducible);
+    - it accepts our searcher, which only supplies the initial population deterministically (Ray
+      refuses any searcher);
+    - the population grows before it advances: while fewer than `population_size` members exist (the
+      running cap admits them one by one), a member pauses at each perturbation epoch and no paused
+      member resumes, so the next member gets the slot. Ray's own rule (pause while another member
+      waits) then keeps the members within one interval of each other. Without this, a member admitted
+      late would find the first ones finished and could only clone their final weights;
+    - a member's final epoch (`max_t`) is no perturbation: it neither exploits (its budget is spent)
+      nor offers its final checkpoint. Ray skips finished members as donors, but a member whose final
+      result is in stays RUNNING until its trainable returns; a member cloning it then would get the
+      whole budget's weights, train no epoch of its own, and keep a score that is not its weights'."""
 
     def __init__(self, space: SearchSpace, seed: int, *, metric: str, mode: str, perturbation_interval: int,
                  perturbation_factor: float = 1.2, resample_probability: float = 0.2,
-                 quantile_fraction: float = 0.2, time_attr: str = FIDELITY_ATTR) -> None:
+                 quantile_fraction: float = 0.2, time_attr: str = FIDELITY_ATTR,
+                 population_size: Optional[int] = None, max_t: Optional[int] = None) -> None:
+        self.population_size, self.max_t = population_size, max_t
         self.space, self.seed, self.factor = space, int(seed), float(perturbation_factor)
         self.resample = float(resample_probability)
         self._explorations = 0
@@ -427,16 +440,29 @@ class SeededPBT(PopulationBasedTraining):
             self.cap.refresh(tune_controller.get_trials())
             if not self.cap.has_room():
                 return None
+        if self._growing(tune_controller):  # a new member first; paused ones wait for the population
+            return next((t for t in tune_controller.get_trials() if t.status == Trial.PENDING), None)
         return super().choose_trial_to_run(tune_controller)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        epoch = result.get(self._time_attr)
+        if self.max_t is not None and epoch is not None and epoch >= self.max_t:
+            return TrialScheduler.CONTINUE  # the final epoch: no exploit, no donor (class docstring)
         outside = random.getstate()
         random.setstate(self._random_state)
         try:
-            return super().on_trial_result(tune_controller, trial, result)
+            decision = super().on_trial_result(tune_controller, trial, result)
         finally:
             self._random_state = random.getstate()
             random.setstate(outside)
+        perturbed_now = self._trial_state[trial].last_perturbation_time == epoch
+        if decision == TrialScheduler.CONTINUE and perturbed_now and self._growing(tune_controller):
+            return TrialScheduler.PAUSE  # frees the slot for the next member
+        return decision
+
+    def _growing(self, tune_controller: Any) -> bool:
+        """Members of the population are still to be admitted."""
+        return self.population_size is not None and len(tune_controller.get_trials()) < self.population_size
 
 
 def _is_plain_checkpoint(checkpoint: Any) -> bool:

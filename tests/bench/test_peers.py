@@ -136,3 +136,10 @@ def test_same_seed_same_run(name: str) -> None:
         return [tuple(sorted(c.items())) for c in objective.seen]
 
     assert seen() == seen()
+
+
+def test_a_bare_peer_name_leaves_out_its_on_request_algorithms() -> None:
+    """`--peers synetune` runs synetune:asha; synetune:bohb runs when named, with the reason printed."""
+    assert "synetune:bohb" not in peers.algorithms("synetune", named=False)
+    assert "synetune:asha" in peers.algorithms("synetune", named=False)
+    assert "synetune:bohb" in peers.algorithms("synetune") and "bohb" in peers.on_request("synetune")

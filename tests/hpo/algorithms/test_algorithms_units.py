@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from algorithms_testlib import ALL, METRIC, build, simulate
+from algorithms_testlib import ALL, METRIC, OBJECTIVE, build, simulate
 from pydantic import ValidationError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
@@ -12,6 +12,7 @@ from gdino.config.automl import AutoMLConfig
 from gdino.errors import SpecError
 from hpo.algorithms import ALGORITHMS, make_algorithm
 from hpo.algorithms.schedulers import Bracket, SyncHyperBand, hyperband_brackets, power_law_fit
+from hpo.algorithms.simulator import Simulator
 from hpo.algorithms.scoring import TrialSummary, best_epoch, best_trial, metric_mode, trial_score
 
 pytestmark = pytest.mark.timeout(60)
@@ -126,10 +127,48 @@ def test_pbt_exploits_copy_the_donor_checkpoint_and_perturb_within_the_space():
     assert scheduler._num_perturbations > 0
     paid = sum(t.epochs_paid for t in run.trials.values())
     assert paid == run.epochs
-    # exploited trials resumed from a donor's epoch, so some paid fewer epochs than they reached
-    assert any(t.epochs_paid != t.epoch for t in run.trials.values())
+    # every exploit copied a donor's checkpoint from before its final epoch, and no member skipped
+    # ahead: each trained its whole budget (a recipient may repeat epochs, never skip them)
+    assert scheduler.segments and all(s["epoch"] < 12 for s in scheduler.segments)
+    assert all(t.epoch == 12 and t.epochs_paid >= 12 for t in run.trials.values())
     for t in run.trials.values():
         alg.space.validate(t.config)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_pbt_population_grows_before_any_member_passes_its_first_perturbation(workers):
+    """A member admitted after the first ones finished could only clone their final weights."""
+    alg = build("pbt", population_size=6, eval_interval=3, max_epochs=12)
+    sim = Simulator(alg, OBJECTIVE, workers=workers)
+    furthest_when_complete: list[int] = []
+
+    def observe(s: Simulator) -> bool:
+        if len(s._trials) == 6 and not furthest_when_complete:
+            furthest_when_complete.append(max(t.epoch for t in s._sim.values()))
+        return False
+
+    run = sim.run(kill_when=observe)
+    assert furthest_when_complete and furthest_when_complete[0] <= 3
+    assert all(t.epoch == 12 for t in run.trials.values())
+
+
+def test_pbt_final_epoch_neither_exploits_nor_donates():
+    """Ray keeps a member whose final result is in RUNNING until its trainable returns: it must not
+    become a donor then (a clone would get the whole budget's weights and train nothing)."""
+    alg = build("pbt", population_size=2, eval_interval=2, max_epochs=4)
+    scheduler = alg.scheduler
+    trials = [Trial("__simulated", trial_id=f"t{i}", stub=True, config={}) for i in range(2)]
+
+    class Controller:
+        def get_trials(self) -> list[Trial]:
+            return trials
+
+    for t in trials:
+        scheduler.on_trial_add(Controller(), t)
+        t.set_status(Trial.RUNNING)
+    assert scheduler.on_trial_result(Controller(), trials[0], {"epoch": 4, METRIC: 0.9}) == TrialScheduler.CONTINUE
+    state = scheduler._trial_state[trials[0]]
+    assert state.last_perturbation_time == 0 and state.last_checkpoint is None  # no donor checkpoint
 
 
 # --- scoring -------------------------------------------------------------------------------------------

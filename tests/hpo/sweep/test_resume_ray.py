@@ -75,15 +75,16 @@ def _saved_after(events: list[dict], saved_at: float) -> bool:
 
 
 def kill_and_resume(cluster, tmp_path: Path, spec: dict,
-                    kill_point: Callable[[list[dict], dict[str, str]], bool]) -> dict:
+                    kill_point: Callable[[list[dict], dict[str, str]], bool], options: dict | None = None) -> dict:
     """Run the sweep in a child, SIGKILL it once `kill_point(ledger events, Tune's saved statuses)` holds
-    and Tune's latest snapshot is newer than the ledger's last event; resume it here."""
+    and Tune's latest snapshot is newer than the ledger's last event; resume it here. `options` go to
+    the trainable (hpo.testing); a `hold_dir` among them is released before the resume."""
     from hpo.api import resume_sweep, sweep_status
 
     sweep_dir = tmp_path / "sweep"
     args = tmp_path / "args.json"
     args.write_text(json.dumps({"sweep_dir": str(sweep_dir), "spec": spec, "train_fn": CHEAP,
-                                "ray_address": cluster.address}))
+                                "ray_address": cluster.address, "options": options or {}}))
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
     log = open(tmp_path / "child.log", "w")
     child = subprocess.Popen([sys.executable, str(HERE / "resume_child.py"), str(args)], env=env,
@@ -98,6 +99,8 @@ def kill_and_resume(cluster, tmp_path: Path, spec: dict,
         child.send_signal(signal.SIGKILL)  # the sweep's driver, mid-sweep
         child.wait()
         log.close()
+        if options and options.get("hold_dir"):
+            Path(options["hold_dir"], "release").touch()
     before = _events(sweep_dir)
     assert sweep_status(sweep_dir).state == "interrupted"
 
@@ -163,11 +166,15 @@ def test_asha_resumed_after_2_trials_finished_finishes_its_plan(cluster, tmp_pat
 # ------------------------------------------------------------------ PBT
 def test_pbt_resumed_after_every_member_reached_its_first_perturbation_epoch(cluster, tmp_path):
     spec = _spec(tmp_path, algorithm="pbt", population_size=3, max_epochs=6, eval_interval=2)
+    # Every member's first run holds before epoch 3 until the kill: the population (3 members, 2
+    # slots) grows before it advances, so the kill point comes with all three at epoch 2, two of them
+    # holding, whatever the machine's speed (an epoch of the cheap trainable takes milliseconds).
+    hold = {"hold_at_epoch": 3, "hold_dir": str(tmp_path / "hold")}
 
     def all_members_at_epoch_2(events: list[dict], saved: dict[str, str]) -> bool:
         return len({t for t, e in _results(events) if e >= 2}) >= 3
 
-    run = kill_and_resume(cluster, tmp_path, spec, all_members_at_epoch_2)
+    run = kill_and_resume(cluster, tmp_path, spec, all_members_at_epoch_2, options=hold)
 
     result = run["result"]
     assert result.stop_reason == "trials" and len(result.trials) == 3
