@@ -12,8 +12,8 @@ from gdino.config.automl import AutoMLConfig
 from gdino.errors import SpecError
 from hpo.algorithms import ALGORITHMS, make_algorithm
 from hpo.algorithms.schedulers import Bracket, SyncHyperBand, hyperband_brackets, power_law_fit
-from hpo.algorithms.simulator import Simulator
 from hpo.algorithms.scoring import TrialSummary, best_epoch, best_trial, metric_mode, trial_score
+from hpo.algorithms.simulator import Simulator
 
 pytestmark = pytest.mark.timeout(60)
 
