@@ -60,3 +60,20 @@ def test_compare_ranks_every_one_of_ours_against_the_same_best_peer() -> None:
     per_task = {"t": {"comparison": comp}}
     assert goal_summary(per_task, "tpe")["no_slower_than_best_peer"] == 0
     assert goal_summary(per_task)["no_slower_than_best_peer"] == 1
+
+
+def test_supported_default_counts_best_peer_wins_over_every_worker_count_then_tao_wins() -> None:
+    from bench.search import supported_default
+
+    def goal(peer: int, bayes: int, hyper: int) -> dict:
+        return {"tasks": 8, "no_slower_than_best_peer": peer, "at_least_1.5x_faster_than_tao:bayesian": bayes,
+                "at_least_1.5x_faster_than_tao:hyperband": hyper}
+
+    runs = {"workers=1": {"goal_by_algorithm": {"bohb": goal(5, 6, 7), "tpe": goal(3, 4, 4)}},
+            "workers=4": {"goal_by_algorithm": {"bohb": goal(2, 4, 5), "tpe": goal(4, 5, 6)}}}
+    chosen = supported_default(runs)
+    assert chosen["algorithm"] == "bohb"  # 7 best-peer task-runs against 7: TAO wins decide (22 vs 19)
+    assert chosen["points"]["tpe"] == {"no_slower_than_best_peer": 7, "at_least_1.5x_faster_than_tao": 19}
+    runs["workers=1"]["goal_by_algorithm"]["tpe"] = goal(4, 0, 0)
+    assert supported_default(runs)["algorithm"] == "tpe"  # 8 against 7: the best peer comes first
+    assert supported_default({"workers=1": {"goal_by_algorithm": {"bohb": {"tasks": 0}}}}) is None
