@@ -629,5 +629,14 @@ def _plot(curves: dict, path: str, default: str, report: dict) -> None:
     fig.savefig(path, dpi=100)
 
 
+def run_with_fixed_hash_seed() -> None:
+    """Re-execute this process with PYTHONHASHSEED=0 unless it already has it. SMAC3's runs depend on
+    str hashes (its set orders), so one seed gave a different smac:hyperband run in every invocation
+    (76 of 80 units differed between two runs of the same command); the worker processes inherit it."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
+
+
 if __name__ == "__main__":
+    run_with_fixed_hash_seed()
     raise SystemExit(main())

@@ -2,6 +2,8 @@
 issue-14 goal is read from (a censored median is only a bound, and only a bound in our favour counts)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.search import censored_median, goal_summary, ratio, time_budget
@@ -77,3 +79,16 @@ def test_supported_default_counts_best_peer_wins_over_every_worker_count_then_ta
     runs["workers=1"]["goal_by_algorithm"]["tpe"] = goal(4, 0, 0)
     assert supported_default(runs)["algorithm"] == "tpe"  # 8 against 7: the best peer comes first
     assert supported_default({"workers=1": {"goal_by_algorithm": {"bohb": {"tasks": 0}}}}) is None
+
+
+def test_the_bench_reruns_itself_with_a_fixed_hash_seed() -> None:
+    """SMAC3's runs depend on str hashes: without a fixed seed, the same bench seed is a different run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "from bench.search import run_with_fixed_hash_seed; run_with_fixed_hash_seed(); print(hash('gdino'))"
+    root = Path(__file__).resolve().parents[2]
+    printed = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(printed) == 1 and printed != {""}
