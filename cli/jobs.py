@@ -91,9 +91,13 @@ def find_model_file(folder: str | os.PathLike[str], kind: ModelFile) -> Path:
 
 
 def _latest_checkpoint(folder: Path) -> Optional[Path]:
+    """The newest training checkpoint plain training left in `folder` (TAO's `model_epoch_*.pth`), which
+    TAO's resume_model resumes. Only those: a sweep's trial checkpoints (`model.ckpt`, weights only once
+    the trial finished), a promoted `best_model/model.pth` or MLflow artifacts under the same results_dir
+    are no training to resume (resuming a second sweep from the first one's trial failed every trial)."""
     if not folder.is_dir():
         return None
-    found = [p for p in folder.rglob("*") if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES]
+    found = [p for p in folder.rglob("model_epoch_*.pth") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 

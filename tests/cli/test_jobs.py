@@ -82,6 +82,22 @@ def test_train_resumes_own_checkpoint_before_parent_ptm(tmp_path):
     assert "train.pretrained_model_path" not in values
 
 
+def test_train_does_not_resume_a_sweeps_trial_checkpoint_or_a_promoted_model(tmp_path):
+    """A second sweep (or training) into the same results_dir starts fresh: the first sweep's trial
+    checkpoints and its promoted model are not a training to resume."""
+    results = tmp_path / "results"
+    trial_ckpt = results / "automl" / "sweep_asha_1" / "train" / "trial_a" / "checkpoint_1" / "model.ckpt"
+    trial_ckpt.parent.mkdir(parents=True)
+    trial_ckpt.write_bytes(b"weights only")
+    (results / "best_model").mkdir()
+    (results / "best_model" / "model.pth").write_bytes(b"promoted")
+    _, overrides = jobs.start_job("train", None, [f"results_dir={results}"], jobs_root=str(tmp_path / "jobs"))
+    assert not [o for o in overrides if o.startswith("train.resume_training_checkpoint_path=")]
+    (results / "model_epoch_002_step_8.pth").write_bytes(b"plain training")
+    _, overrides = jobs.start_job("train", None, [f"results_dir={results}"], jobs_root=str(tmp_path / "jobs"))
+    assert f"train.resume_training_checkpoint_path={results / 'model_epoch_002_step_8.pth'}" in overrides
+
+
 def test_missing_parent_and_empty_parent_are_typed_errors(tmp_path):
     with pytest.raises(SpecError, match="no job"):
         jobs.start_job("evaluate", None, [], parent_job_id="nope", jobs_root=str(tmp_path))
